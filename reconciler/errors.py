@@ -1,0 +1,80 @@
+"""The reconciler's exception tree.
+
+ReconcilerError                  everything the reconciler raises on purpose
+├── PermanentError               retrying will not help: fix the input
+│   ├── ManifestError            one or more manifest problems (carries Problems)
+│   ├── SecretsError             missing/unreadable key, wrong key, bad token
+│   ├── RenderError              a template failed to render
+│   └── UsageError               a command-line argument is wrong
+└── TemporaryError               may succeed later (network, busy lock, systemd busy)
+    ├── SourceUnavailable        git remote unreachable
+    ├── RuntimeUnavailable       systemd manager not reachable
+    └── LockBusy                 another reconcile holds the lock
+
+Third-party exceptions are translated at the module boundary with ``raise … from``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, order=True)
+class Problem:
+    """One thing wrong with the manifests, located as precisely as we can."""
+
+    file: str
+    line: int
+    ref: str  # "Kind/name", or "" when the document has no usable kind/name
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}" if self.line else self.file
+        return f"{where}: {self.ref}: {self.message}" if self.ref else f"{where}: {self.message}"
+
+    def as_dict(self) -> dict[str, object]:
+        return {"file": self.file, "line": self.line, "ref": self.ref, "message": self.message}
+
+
+class ReconcilerError(Exception):
+    """Base of every error the reconciler raises on purpose."""
+
+
+class PermanentError(ReconcilerError):
+    """Retrying will not help until the input changes."""
+
+
+class TemporaryError(ReconcilerError):
+    """May succeed if tried again later."""
+
+
+class UsageError(PermanentError):
+    """A command-line argument or option is wrong."""
+
+
+class ManifestError(PermanentError):
+    """The manifests are invalid; ``problems`` lists every problem found."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = sorted(problems)
+        super().__init__("\n".join(str(p) for p in self.problems))
+
+
+class SecretsError(PermanentError):
+    """A secret cannot be read: missing key, wrong key, corrupted or swapped token."""
+
+
+class RenderError(PermanentError):
+    """A template failed to render."""
+
+
+class SourceUnavailable(TemporaryError):
+    """The git repository cannot be reached or read right now."""
+
+
+class RuntimeUnavailable(TemporaryError):
+    """The systemd manager cannot be reached."""
+
+
+class LockBusy(TemporaryError):
+    """Another reconcile is running."""
