@@ -1,0 +1,182 @@
+"""Fetch: a repository URL or path and a ref → the manifests of one commit on disk.
+
+Git repositories (remote URLs and local repositories alike) are mirrored into a bare
+repository in the reconciler's cache with a forced, pruning fetch, so force-pushed
+branches are followed. A ref is a branch, a tag or a commit SHA. Each commit's tree
+is exported once into ``trees/<sha>`` (never modified afterwards), which is what
+the later stages read and what a rollback re-reads.
+
+A folder that is not a git repository (the bundled ``manifests/`` inside this
+project, say) is read as it is; its revision is a hash of its files.
+
+Errors: an unreachable or unreadable remote raises ``SourceUnavailable`` (temporary:
+the current state keeps running); an unknown ref raises ``UsageError``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import shutil
+import tarfile
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from reconciler.errors import SourceUnavailable, UsageError
+from reconciler.model import Revision
+
+_GIT_TIMEOUT = 120
+
+
+@dataclass(frozen=True)
+class Checkout:
+    root: Path  # the manifests root: the exported tree joined with --path
+    revision: Revision
+
+
+def is_git_repository(path: Path) -> bool:
+    return (path / ".git").exists() or ((path / "HEAD").is_file() and (path / "objects").is_dir())
+
+
+def _looks_remote(repo: str) -> bool:
+    return "://" in repo or (":" in repo and "@" in repo.split(":", 1)[0])
+
+
+def directory_revision(root: Path) -> str:
+    """A content hash of a plain folder's files (names and bytes)."""
+    h = hashlib.sha256()
+    for path in sorted(p for p in root.rglob("*") if p.is_file() and ".git" not in p.parts):
+        h.update(path.relative_to(root).as_posix().encode() + b"\0")
+        h.update(hashlib.sha256(path.read_bytes()).digest())
+    return "dir:" + h.hexdigest()[:20]
+
+
+def _safe_subpath(root: Path, subpath: str) -> Path:
+    target = (root / subpath).resolve()
+    try:
+        target.relative_to(root.resolve())
+    except ValueError as exc:
+        raise UsageError(f"--path {subpath!r} points outside the repository") from exc
+    return target
+
+
+class GitMirror:
+    """A bare mirror of one repository in the cache, plus exported trees by commit."""
+
+    def __init__(self, url: str, cache_dir: Path) -> None:
+        import git  # slow to import; only needed for git repositories
+
+        self._git = git
+        self.url = url
+        key = hashlib.sha256(url.encode()).hexdigest()[:16]
+        self.dir = cache_dir / key
+        self.mirror = self.dir / "mirror.git"
+        self.trees = self.dir / "trees"
+        self._repo: Any = None
+
+    def _error(self, exc: Exception) -> SourceUnavailable:
+        detail = getattr(exc, "stderr", "") or str(exc)
+        detail = " ".join(str(detail).split())
+        return SourceUnavailable(f"cannot fetch {self.url}: {detail[:400]}")
+
+    @property
+    def repo(self) -> Any:
+        if self._repo is None:
+            if not self.mirror.exists():
+                self.mirror.parent.mkdir(parents=True, exist_ok=True)
+                tmp = Path(tempfile.mkdtemp(prefix=".mirror-", dir=self.dir))
+                repo = self._git.Repo.init(tmp, bare=True)
+                repo.git.remote("add", "origin", self.url)
+                os.replace(tmp, self.mirror)
+            self._repo = self._git.Repo(self.mirror)
+        return self._repo
+
+    def fetch(self) -> None:
+        env = {"GIT_TERMINAL_PROMPT": "0", "GIT_ASKPASS": "/bin/true"}
+        try:
+            self.repo.git.fetch(
+                "--prune",
+                "--force",
+                "--no-tags",
+                "origin",
+                "+refs/heads/*:refs/heads/*",
+                "+refs/tags/*:refs/tags/*",
+                env=env,
+                kill_after_timeout=_GIT_TIMEOUT,
+            )
+            head = self.repo.git.ls_remote(
+                "--symref", "origin", "HEAD", env=env, kill_after_timeout=_GIT_TIMEOUT
+            )
+        except self._git.GitCommandError as exc:
+            raise self._error(exc) from exc
+        for line in head.splitlines():
+            if line.startswith("ref: ") and line.endswith("\tHEAD"):
+                self.repo.git.symbolic_ref("HEAD", line[5:].split("\t")[0])
+
+    def resolve(self, ref: str | None) -> Revision:
+        candidates = [f"refs/heads/{ref}", f"refs/tags/{ref}", ref] if ref else ["HEAD"]
+        for candidate in candidates:
+            try:
+                commit = self.repo.commit(candidate)
+            except (self._git.BadName, ValueError, self._git.GitCommandError):
+                continue
+            subject = str(commit.message).strip().splitlines()[0] if commit.message else ""
+            return Revision(commit.hexsha, ref or "HEAD", self.url, subject[:200])
+        raise UsageError(f"{self.url}: no branch, tag or commit named {ref!r}")
+
+    def export(self, sha: str) -> Path:
+        """The commit's tree as files in ``trees/<sha>`` (exported once, atomically)."""
+        final = self.trees / sha
+        if final.is_dir():
+            return final
+        self.trees.mkdir(parents=True, exist_ok=True)
+        buf = io.BytesIO()
+        try:
+            self.repo.archive(buf, treeish=sha, format="tar")
+        except self._git.GitCommandError as exc:
+            raise self._error(exc) from exc
+        buf.seek(0)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{sha[:12]}-", dir=self.trees))
+        try:
+            with tarfile.open(fileobj=buf) as tar:
+                tar.extractall(tmp, filter="data")
+            os.replace(tmp, final)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        return final
+
+    def prune_trees(self, keep: set[str]) -> None:
+        """Remove exported trees of commits not in ``keep``."""
+        if not self.trees.is_dir():
+            return
+        for tree in self.trees.iterdir():
+            if tree.name not in keep:
+                shutil.rmtree(tree, ignore_errors=True)
+
+
+def checkout(
+    repo: str, ref: str | None, subpath: str, cache_dir: Path, fetch: bool = True
+) -> Checkout:
+    """Fetch ``repo`` and return the manifests of ``ref`` (see module docstring)."""
+    local = Path(repo)
+    if not _looks_remote(repo):
+        if not local.exists():
+            raise UsageError(f"repository {repo!r} does not exist")
+        if local.is_dir() and not is_git_repository(local):
+            if ref:
+                raise UsageError(
+                    f"{repo} is a plain folder, not a git repository: --ref does not apply"
+                )
+            root = _safe_subpath(local, subpath)
+            return Checkout(root, Revision(directory_revision(root), "", str(local.resolve())))
+        repo = str(local.resolve())
+    mirror = GitMirror(repo, cache_dir)
+    if fetch:
+        mirror.fetch()
+    revision = mirror.resolve(ref)
+    tree = mirror.export(revision.sha)
+    return Checkout(_safe_subpath(tree, subpath), revision)

@@ -1,0 +1,335 @@
+"""The reconciler's state database (SQLite, WAL): revisions, inventory, journal, events.
+
+* ``revisions`` — every attempted revision: when, the outcome (applying, applied,
+  failed, invalid, rolled-back), and why. The last ``applied`` one is what a
+  rollback returns to; a ``failed`` or ``invalid`` SHA is not retried.
+* ``inventory_files`` / ``inventory_units`` — what Atlas created on this host (with
+  keyed secret digests for env files, never values).
+* ``journal`` — the actions of the run in progress, written before they run, so a
+  reconcile killed at any point is finished by the next one.
+* ``events`` — a log of what happened, for ``atlas history`` and ``atlas status``.
+
+Secret values never reach this database: actions are journaled by target and sha256,
+not content, and env-file entries carry only keyed digests.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from reconciler.errors import ReconcilerError
+from reconciler.inventory import Inventory, InventoryFile, InventoryUnit
+from reconciler.model import Revision
+
+SCHEMA_VERSION = 1
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS revisions (
+    id INTEGER PRIMARY KEY,
+    environment TEXT NOT NULL,
+    sha TEXT NOT NULL,
+    ref TEXT NOT NULL DEFAULT '',
+    origin TEXT NOT NULL DEFAULT '',
+    subject TEXT NOT NULL DEFAULT '',
+    trigger TEXT NOT NULL DEFAULT '',
+    started_at REAL NOT NULL,
+    finished_at REAL,
+    outcome TEXT NOT NULL,
+    reason TEXT NOT NULL DEFAULT '',
+    actions INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS revisions_env ON revisions (environment, id);
+CREATE TABLE IF NOT EXISTS inventory_files (
+    path TEXT PRIMARY KEY,
+    sha256 TEXT NOT NULL,
+    mode INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    component TEXT NOT NULL,
+    secret_digests TEXT NOT NULL DEFAULT '{}'
+);
+CREATE TABLE IF NOT EXISTS inventory_units (
+    name TEXT PRIMARY KEY,
+    component TEXT NOT NULL,
+    file TEXT NOT NULL,
+    start INTEGER NOT NULL,
+    enable INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS journal (
+    run_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    action TEXT NOT NULL,
+    state TEXT NOT NULL,
+    PRIMARY KEY (run_id, seq)
+);
+CREATE TABLE IF NOT EXISTS events (
+    id INTEGER PRIMARY KEY,
+    at REAL NOT NULL,
+    level TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    message TEXT NOT NULL,
+    sha TEXT NOT NULL DEFAULT ''
+);
+"""
+
+OUTCOMES = ("applying", "applied", "failed", "invalid", "rolled-back", "unchanged")
+
+
+class StateError(ReconcilerError):
+    """The state database cannot be opened or is from a newer Atlas."""
+
+
+@dataclass(frozen=True)
+class RevisionRecord:
+    id: int
+    environment: str
+    sha: str
+    ref: str
+    origin: str
+    subject: str
+    trigger: str
+    started_at: float
+    finished_at: float | None
+    outcome: str
+    reason: str
+    actions: int
+
+    @property
+    def revision(self) -> Revision:
+        return Revision(self.sha, self.ref, self.origin, self.subject)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in self.__dataclass_fields__}
+
+
+@dataclass(frozen=True)
+class Event:
+    id: int
+    at: float
+    level: str
+    kind: str
+    message: str
+    sha: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in self.__dataclass_fields__}
+
+
+class StateStore:
+    def __init__(self, path: Path, clock: Any = time.time) -> None:
+        self.path = path
+        self.clock = clock
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.db = sqlite3.connect(
+                path, timeout=30, isolation_level=None, check_same_thread=False
+            )
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=FULL")
+            self.db.execute("PRAGMA busy_timeout=30000")
+            version = self.db.execute("PRAGMA user_version").fetchone()[0]
+            if version > SCHEMA_VERSION:
+                raise StateError(f"{path} was written by a newer Atlas (schema {version})")
+            self.db.executescript(_SCHEMA)
+            self.db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        except sqlite3.Error as exc:
+            raise StateError(f"cannot open state database {path}: {exc}") from exc
+
+    @classmethod
+    def existing(cls, path: Path) -> StateStore | None:
+        """Open the database only if it exists (dry runs must not create one)."""
+        return cls(path) if path.exists() else None
+
+    def close(self) -> None:
+        self.db.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.db
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
+
+    # ---- revisions
+
+    def begin_revision(self, environment: str, revision: Revision, trigger: str) -> int:
+        cur = self.db.execute(
+            "INSERT INTO revisions"
+            " (environment, sha, ref, origin, subject, trigger, started_at, outcome)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, 'applying')",
+            (
+                environment,
+                revision.sha,
+                revision.ref,
+                revision.origin,
+                revision.subject,
+                trigger,
+                self.clock(),
+            ),
+        )
+        return int(cur.lastrowid or 0)
+
+    def finish_revision(
+        self, rev_id: int, outcome: str, reason: str = "", actions: int = 0
+    ) -> None:
+        assert outcome in OUTCOMES
+        self.db.execute(
+            "UPDATE revisions SET outcome = ?, reason = ?, finished_at = ?, actions = ?"
+            " WHERE id = ?",
+            (outcome, reason, self.clock(), actions, rev_id),
+        )
+
+    def _records(self, sql: str, *params: Any) -> list[RevisionRecord]:
+        return [RevisionRecord(*row) for row in self.db.execute(sql, params)]
+
+    def history(self, environment: str | None = None, limit: int = 50) -> list[RevisionRecord]:
+        if environment:
+            return self._records(
+                "SELECT * FROM revisions WHERE environment = ? ORDER BY id DESC LIMIT ?",
+                environment,
+                limit,
+            )
+        return self._records("SELECT * FROM revisions ORDER BY id DESC LIMIT ?", limit)
+
+    def last_applied(self, environment: str) -> RevisionRecord | None:
+        rows = self._records(
+            "SELECT * FROM revisions WHERE environment = ? AND outcome IN ('applied', 'unchanged')"
+            " ORDER BY id DESC LIMIT 1",
+            environment,
+        )
+        return rows[0] if rows else None
+
+    def last_attempt(self, environment: str) -> RevisionRecord | None:
+        rows = self._records(
+            "SELECT * FROM revisions WHERE environment = ? ORDER BY id DESC LIMIT 1", environment
+        )
+        return rows[0] if rows else None
+
+    def is_failed(self, environment: str, sha: str) -> RevisionRecord | None:
+        """The latest attempt of ``sha`` if it failed or was invalid (not to be retried)."""
+        rows = self._records(
+            "SELECT * FROM revisions WHERE environment = ? AND sha = ? ORDER BY id DESC LIMIT 1",
+            environment,
+            sha,
+        )
+        if rows and rows[0].outcome in ("failed", "invalid", "rolled-back"):
+            return rows[0]
+        return None
+
+    def interrupted(self) -> list[RevisionRecord]:
+        return self._records("SELECT * FROM revisions WHERE outcome = 'applying' ORDER BY id")
+
+    # ---- inventory
+
+    def inventory(self) -> Inventory:
+        files = [
+            InventoryFile(PurePosixPath(p), sha, mode, kind, comp, json.loads(digests))
+            for p, sha, mode, kind, comp, digests in self.db.execute(
+                "SELECT path, sha256, mode, kind, component, secret_digests FROM inventory_files"
+            )
+        ]
+        units = [
+            InventoryUnit(name, comp, PurePosixPath(file), bool(start), bool(enable))
+            for name, comp, file, start, enable in self.db.execute(
+                "SELECT name, component, file, start, enable FROM inventory_units"
+            )
+        ]
+        return Inventory.from_parts(files, units)
+
+    def record_file(self, f: InventoryFile) -> None:
+        self.db.execute(
+            "INSERT OR REPLACE INTO inventory_files VALUES (?, ?, ?, ?, ?, ?)",
+            (
+                str(f.path),
+                f.sha256,
+                f.mode,
+                f.kind,
+                f.component,
+                json.dumps(dict(f.secret_digests), sort_keys=True),
+            ),
+        )
+
+    def forget_file(self, path: PurePosixPath) -> None:
+        self.db.execute("DELETE FROM inventory_files WHERE path = ?", (str(path),))
+
+    def record_unit(self, u: InventoryUnit) -> None:
+        self.db.execute(
+            "INSERT OR REPLACE INTO inventory_units VALUES (?, ?, ?, ?, ?)",
+            (u.name, u.component, str(u.file), int(u.start), int(u.enable)),
+        )
+
+    def forget_unit(self, name: str) -> None:
+        self.db.execute("DELETE FROM inventory_units WHERE name = ?", (name,))
+
+    def replace_units(self, units: list[InventoryUnit]) -> None:
+        with self.transaction():
+            self.db.execute("DELETE FROM inventory_units")
+            for u in units:
+                self.record_unit(u)
+
+    # ---- journal
+
+    def journal_begin(self, run_id: str, actions: list[dict[str, Any]]) -> None:
+        with self.transaction():
+            self.db.execute("DELETE FROM journal")
+            self.db.executemany(
+                "INSERT INTO journal (run_id, seq, action, state) VALUES (?, ?, ?, 'pending')",
+                [(run_id, i, json.dumps(a, sort_keys=True)) for i, a in enumerate(actions)],
+            )
+
+    def journal_done(self, run_id: str, seq: int) -> None:
+        self.db.execute(
+            "UPDATE journal SET state = 'done' WHERE run_id = ? AND seq = ?", (run_id, seq)
+        )
+
+    def journal_pending(self) -> list[tuple[str, int, dict[str, Any]]]:
+        return [
+            (run, seq, json.loads(action))
+            for run, seq, action in self.db.execute(
+                "SELECT run_id, seq, action FROM journal WHERE state = 'pending' ORDER BY seq"
+            )
+        ]
+
+    def journal_clear(self) -> None:
+        self.db.execute("DELETE FROM journal")
+
+    # ---- events
+
+    def event(self, level: str, kind: str, message: str, sha: str = "") -> None:
+        self.db.execute(
+            "INSERT INTO events (at, level, kind, message, sha) VALUES (?, ?, ?, ?, ?)",
+            (self.clock(), level, kind, message, sha),
+        )
+        self.db.execute("DELETE FROM events WHERE id <= (SELECT MAX(id) - 10000 FROM events)")
+
+    def events(self, since: float = 0.0, limit: int = 100) -> list[Event]:
+        return [
+            Event(*row)
+            for row in self.db.execute(
+                "SELECT id, at, level, kind, message, sha FROM events WHERE at >= ?"
+                " ORDER BY id DESC LIMIT ?",
+                (since, limit),
+            )
+        ]
+
+    # ---- small key/value facts (last errors, sync status …)
+
+    def put(self, key: str, value: Any) -> None:
+        self.db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, json.dumps(value)))
+
+    def get(self, key: str, default: Any = None) -> Any:
+        row = self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return json.loads(row[0]) if row else default
+
+
+def state_path(reconciler_dir: Path) -> Path:
+    return reconciler_dir / "state.db"
