@@ -1,0 +1,103 @@
+"""The ``atlas`` command line: the one place where the reconciler (control plane)
+and the platform (data plane) meet (DESIGN.md §1).
+
+Each group of verbs lives in a module of ``atlas.commands`` with a ``register``
+function; modules import their heavy dependencies inside the handlers so that
+``atlas --help`` and ``atlas validate`` start fast.
+
+Exit codes: 0 success or nothing to change; 1 error or invalid input; 2 a dry run
+found changes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from atlas import __version__
+
+COMMAND_MODULES = (
+    "atlas.commands.manifests",
+    "atlas.commands.reconcile",
+)
+
+EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def add_output(parser: argparse.ArgumentParser, *choices: str) -> None:
+    options = choices or ("text", "json")
+    parser.add_argument(
+        "--output",
+        "-o",
+        choices=options,
+        default="text",
+        help=f"result format: {', '.join(options)} (default text)",
+    )
+
+
+def add_host(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--scope",
+        choices=("system", "user"),
+        default=None,
+        help="system (/etc, /var/lib, systemctl) or user (XDG dirs, systemctl --user); "
+        "default: system for root, user otherwise",
+    )
+    parser.add_argument(
+        "--root",
+        type=Path,
+        default=Path("/"),
+        help="prefix for every host path, to plan or test against another tree",
+    )
+
+
+def scope_of(args: argparse.Namespace) -> str:
+    from reconciler.paths import default_scope
+
+    return str(args.scope or default_scope(os.geteuid()))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="atlas",
+        description="Atlas: content ingestion operated from git.",
+    )
+    parser.add_argument("--version", action="version", version=f"atlas {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    from atlas.errors import AtlasError
+    from reconciler.errors import ManifestError, ReconcilerError
+
+    try:
+        result: int = args.handler(args)
+        return result
+    except KeyboardInterrupt:
+        print("atlas: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return EXIT_OK
+    except ManifestError as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        print(
+            f"atlas: error: {len(exc.problems)} manifest problem(s); nothing was changed",
+            file=sys.stderr,
+        )
+        return EXIT_ERROR
+    except (ReconcilerError, AtlasError) as exc:
+        print(f"atlas: error: {exc}", file=sys.stderr)
+        return EXIT_ERROR

@@ -1,0 +1,34 @@
+"""Shared fixtures: copies of the example manifests, example keys, small helpers."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+PROJECT = Path(__file__).resolve().parent.parent
+EXAMPLE = PROJECT / "manifests"
+FIXTURE_KEYS = PROJECT / "tests" / "fixtures" / "keys"
+
+
+@pytest.fixture
+def example_repo(tmp_path: Path) -> Path:
+    """A private copy of manifests/ that a test may edit."""
+    dest = tmp_path / "manifests"
+    shutil.copytree(EXAMPLE, dest)
+    return dest
+
+
+@pytest.fixture
+def example_keys(tmp_path: Path) -> dict[str, Path]:
+    """The example keys of staging and production, copied with mode 0600."""
+    out = {}
+    for env in ("staging", "production"):
+        dest = tmp_path / "keys" / f"{env}.key"
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(FIXTURE_KEYS / f"{env}.key", dest)
+        os.chmod(dest, 0o600)
+        out[env] = dest
+    return out
