@@ -32,3 +32,27 @@ def example_keys(tmp_path: Path) -> dict[str, Path]:
         os.chmod(dest, 0o600)
         out[env] = dest
     return out
+
+
+@pytest.fixture
+def systemd_user():
+    """A private systemd user manager, started for the test and stopped after it."""
+    from tests.sysd import ManagerUnavailable, PrivateManager, why_unavailable
+
+    reason = why_unavailable()
+    if reason:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"real-systemd tests must run under CI=true: {reason}")
+        pytest.skip(reason)
+    manager = PrivateManager()
+    try:
+        manager.start()
+    except ManagerUnavailable as exc:
+        manager.cleanup()
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"real-systemd tests must run under CI=true: {exc}")
+        pytest.skip(str(exc))
+    try:
+        yield manager
+    finally:
+        manager.cleanup()

@@ -10,8 +10,20 @@ def test_example_manifests_are_valid(capsys) -> None:
 
 
 def test_dry_run_of_development_against_empty_root(tmp_path: Path, capsys) -> None:
-    code = main(["reconcile", "--dry-run", "--repo", str(EXAMPLE), "--env", "development",
-                 "--scope", "user", "--root", str(tmp_path)])
+    code = main(
+        [
+            "reconcile",
+            "--dry-run",
+            "--repo",
+            str(EXAMPLE),
+            "--env",
+            "development",
+            "--scope",
+            "user",
+            "--root",
+            str(tmp_path),
+        ]
+    )
     assert code == 2
     out = capsys.readouterr().out
     assert "start         atlas-api.service" in out
