@@ -80,8 +80,9 @@ class PrivateManager:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
+                tail = self.log.read_text()[-2000:]
                 raise ManagerUnavailable(
-                    f"systemd --user exited with {self.proc.returncode}: {self.log.read_text()[-2000:]}"
+                    f"systemd --user exited with {self.proc.returncode}: {tail}"
                 )
             state = self.systemctl(
                 "show", "-p", "SystemState", "--value", check=False
