@@ -57,6 +57,16 @@ def add_host(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_key_file(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--key-file",
+        type=Path,
+        default=None,
+        help="the environment's secrets key file (default: $ATLAS_SECRETS_KEY_FILE, "
+        "then <config dir>/keys/<env>.key)",
+    )
+
+
 def scope_of(args: argparse.Namespace) -> str:
     from reconciler.paths import default_scope
 

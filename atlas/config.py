@@ -27,7 +27,7 @@ def _validator(component: str) -> Any:
     resources = []
     for path in sorted(CONFIG_SCHEMA_DIR.glob("*.json")):
         contents = json.loads(path.read_text(encoding="utf-8"))
-        resources.append((contents["$id"], Resource.from_contents(contents)))
+        resources.append((path.name, Resource.from_contents(contents)))
     schema = json.loads((CONFIG_SCHEMA_DIR / f"{component}.json").read_text(encoding="utf-8"))
     return jsonschema.Draft202012Validator(schema, registry=Registry().with_resources(resources))
 

@@ -100,6 +100,7 @@ _PLAIN_TAGS = {
     "tag:yaml.org,2002:str",
 }
 _MAP_TAG = "tag:yaml.org,2002:map"
+_STR_TAG = "tag:yaml.org,2002:str"
 _SEQ_TAG = "tag:yaml.org,2002:seq"
 _TIMESTAMP_TAG = "tag:yaml.org,2002:timestamp"
 
@@ -117,6 +118,9 @@ class _Builder:
     def build(self, node: yaml.Node, path: PathKey, stack: tuple[int, ...]) -> Any:
         line = node.start_mark.line + 1
         self.marks.setdefault(path, (self.file, line))
+        if node.tag == _STR_TAG and id(node) not in self.seen:  # the common case, fast
+            self.seen.add(id(node))
+            return node.value
         if len(stack) > self.limits.max_depth:
             raise _LoadProblem(line, f"nesting deeper than {self.limits.max_depth} levels")
         key = id(node)

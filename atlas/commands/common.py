@@ -6,7 +6,6 @@ import argparse
 import json
 import os
 import sys
-from pathlib import Path
 from typing import Any
 
 from atlas.cli import scope_of
@@ -39,16 +38,6 @@ def secrets_source(args: argparse.Namespace, layout: HostLayout, env: str) -> Se
         layout.on_disk(layout.config_dir),
     )
     return KeyRingSecrets(keyring) if keyring else None
-
-
-def add_key_file(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--key-file",
-        type=Path,
-        default=None,
-        help="the environment's secrets key file (default: $ATLAS_SECRETS_KEY_FILE, "
-        "then <config dir>/keys/<env>.key)",
-    )
 
 
 def print_json(value: Any) -> None:

@@ -8,7 +8,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from atlas.cli import EXIT_CHANGES, EXIT_ERROR, EXIT_OK, add_host, add_output
+from atlas.cli import EXIT_CHANGES, EXIT_ERROR, EXIT_OK, add_host, add_key_file, add_output
 
 
 def register(sub: Any) -> None:
@@ -45,8 +45,6 @@ def register(sub: Any) -> None:
         default=None,
         help="environment to plan (repeatable; default: all environments of head)",
     )
-    from atlas.commands.common import add_key_file
-
     add_key_file(p)
     add_host(p)
     add_output(p, "markdown", "text", "json")

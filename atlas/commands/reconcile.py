@@ -7,7 +7,7 @@ import os
 import sys
 from typing import Any
 
-from atlas.cli import EXIT_CHANGES, EXIT_OK, add_host, add_output
+from atlas.cli import EXIT_CHANGES, EXIT_OK, add_host, add_key_file, add_output
 
 
 def add_target(p: argparse.ArgumentParser, env_required: bool = True) -> None:
@@ -20,8 +20,6 @@ def add_target(p: argparse.ArgumentParser, env_required: bool = True) -> None:
 
 
 def register(sub: Any) -> None:
-    from atlas.commands.common import add_key_file
-
     p = sub.add_parser(
         "reconcile",
         help="converge this host to the manifests in git",

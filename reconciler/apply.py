@@ -1,0 +1,250 @@
+"""Apply a plan: the only stage that writes files or calls systemctl.
+
+Crash safety:
+
+* Every action of the plan is journaled in the state DB before the first one runs,
+  and marked done as it completes.
+* Files are written to a temp file in the same folder, fsynced, renamed over the
+  target and the folder fsynced, so a file is either old or new, never half-written.
+  Stray temp files of a killed run are removed by the next one.
+* The inventory entry of a file or unit is recorded before the file is written or
+  the unit started, so whatever Atlas may have created is always known to it.
+* Restarts, reloads and daemon-reloads still pending when a run died cannot be
+  re-derived from the host (the files are already in place), so the next run carries
+  them over from the journal (``carried_over``) into its own plan.
+
+Units of one template (``atlas-api@1``, ``@2`` …) restart in batches of the
+Deployment's ``maxUnavailable`` when its strategy is rolling, each batch verified
+before the next (``batch_check``).
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from reconciler.inventory import InventoryFile, InventoryUnit
+from reconciler.paths import HostLayout
+from reconciler.plan import (
+    Action,
+    DaemonReload,
+    Disable,
+    Enable,
+    MakeDirectory,
+    Plan,
+    Reload,
+    RemoveFile,
+    Restart,
+    Start,
+    UnitAction,
+    WriteFile,
+)
+from reconciler.render import Rendered, UnitSpec
+from reconciler.state import StateStore
+from reconciler.systemd import Runtime
+
+TEMP_PREFIX = ".atlas-tmp-"
+
+
+@dataclass
+class ApplyResult:
+    run_id: str
+    done: list[Action] = field(default_factory=list)
+    touched_units: list[str] = field(default_factory=list)  # started, restarted or reloaded
+
+
+def write_atomic(path: Path, content: bytes, mode: int) -> None:
+    """Write ``content`` to ``path`` so that readers see the old or the new file only."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.parent / f"{TEMP_PREFIX}{path.name}.{uuid.uuid4().hex[:8]}"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, mode)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(content)
+            fh.flush()
+            os.fchmod(fh.fileno(), mode)
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def remove_stray_temp_files(layout: HostLayout, rendered: Rendered) -> list[Path]:
+    """Temp files left by a run killed mid-write, in the folders Atlas writes to."""
+    removed = []
+    folders = {layout.on_disk(f.path.parent) for f in rendered.files}
+    for folder in folders:
+        if folder.is_dir():
+            for stray in folder.glob(f"{TEMP_PREFIX}*"):
+                stray.unlink(missing_ok=True)
+                removed.append(stray)
+    return removed
+
+
+def action_record(action: Action) -> dict[str, Any]:
+    """How an action is journaled: its verb and target, never file contents."""
+    record = action.as_dict()
+    if isinstance(action, WriteFile):
+        record["sha256"] = action.file.sha256
+    if isinstance(action, UnitAction):
+        record["component"] = action.component
+    return record
+
+
+def carried_over(plan: Plan, pending: Iterable[dict[str, Any]], rendered: Rendered) -> Plan:
+    """Add the restarts/reloads/daemon-reload an interrupted run still owed."""
+    desired = {u.name: u for u in rendered.units}
+    have = {(a.verb, a.target) for a in plan.actions}
+    extra: list[Action] = []
+    for record in pending:
+        verb, target = str(record.get("action", "")), str(record.get("target", ""))
+        if (verb, target) in have:
+            continue
+        reason = "carried over from an interrupted reconcile"
+        if verb == "daemon-reload":
+            extra.append(DaemonReload(reason))
+        elif verb in ("restart", "reload", "start") and target in desired and desired[target].start:
+            cls = {"restart": Restart, "reload": Reload, "start": Start}[verb]
+            extra.append(cls(reason, target, desired[target].component))
+        have.add((verb, target))
+    if not extra:
+        return plan
+    phase = {"daemon-reload": 0, "reload": 1, "restart": 2, "start": 3}
+    head = [
+        a
+        for a in plan.actions
+        if a.verb not in ("daemon-reload", "reload", "restart", "start", "enable")
+    ]
+    tail = [a for a in plan.actions if a.verb in ("daemon-reload", "reload", "restart", "start")]
+    enables = [a for a in plan.actions if a.verb == "enable"]
+    tail = sorted([*tail, *extra], key=lambda a: phase[a.verb])
+    # a unit already being restarted need not also be started
+    return Plan(plan.environment, plan.revision, (*head, *tail, *enables), plan.changes)
+
+
+BatchCheck = Callable[[Sequence[str]], None]
+
+
+class Applier:
+    def __init__(self, layout: HostLayout, runtime: Runtime, store: StateStore) -> None:
+        self.layout = layout
+        self.runtime = runtime
+        self.store = store
+
+    def apply(
+        self,
+        plan: Plan,
+        rendered: Rendered,
+        batch_check: BatchCheck | None = None,
+        progress: Callable[[Action], None] | None = None,
+    ) -> ApplyResult:
+        """Run ``plan``; ``batch_check`` verifies each rolling batch (raising on failure)."""
+        run_id = uuid.uuid4().hex[:12]
+        result = ApplyResult(run_id)
+        remove_stray_temp_files(self.layout, rendered)
+        self.store.journal_begin(run_id, [action_record(a) for a in plan.actions])
+        units = {u.name: u for u in rendered.units}
+        actions = list(plan.actions)
+        i = 0
+        while i < len(actions):
+            action = actions[i]
+            if isinstance(action, Restart) and batch_check is not None:
+                batch = self._rolling_batch(actions, i, units)
+                if len(batch) > 1 or self._is_rolling(units.get(action.unit)):
+                    for seq_action in batch:
+                        self._run(seq_action, units, result)
+                        self.store.journal_done(run_id, actions.index(seq_action))
+                        if progress:
+                            progress(seq_action)
+                    batch_check([a.unit for a in batch])
+                    i += len(batch)
+                    continue
+            self._run(action, units, result)
+            self.store.journal_done(run_id, i)
+            if progress:
+                progress(action)
+            i += 1
+        self.store.replace_units(
+            [InventoryUnit(u.name, u.component, u.file, u.start, u.enable) for u in rendered.units]
+        )
+        self.store.journal_clear()
+        return result
+
+    @staticmethod
+    def _is_rolling(spec: UnitSpec | None) -> bool:
+        return (
+            spec is not None
+            and spec.strategy is not None
+            and spec.strategy.type != "recreate"
+            and spec.template is not None
+        )
+
+    def _rolling_batch(
+        self, actions: list[Action], i: int, units: dict[str, UnitSpec]
+    ) -> list[Restart]:
+        first = actions[i]
+        assert isinstance(first, Restart)
+        spec = units.get(first.unit)
+        if not self._is_rolling(spec):
+            return [first]
+        assert spec is not None and spec.strategy is not None
+        size = max(1, spec.strategy.max_unavailable)
+        batch = [first]
+        for nxt in actions[i + 1 :]:
+            other = units.get(nxt.unit) if isinstance(nxt, Restart) else None
+            if len(batch) >= size or other is None or other.template != spec.template:
+                break
+            assert isinstance(nxt, Restart)
+            batch.append(nxt)
+        return batch
+
+    def _run(self, action: Action, units: dict[str, UnitSpec], result: ApplyResult) -> None:
+        if isinstance(action, WriteFile):
+            f = action.file
+            self.store.record_file(
+                InventoryFile(f.path, f.sha256, f.mode, f.kind, f.component, dict(f.secret_digests))
+            )
+            write_atomic(self.layout.on_disk(f.path), f.content, f.mode)
+        elif isinstance(action, RemoveFile):
+            self.layout.on_disk(action.path).unlink(missing_ok=True)
+            self.store.forget_file(action.path)
+        elif isinstance(action, MakeDirectory):
+            disk = self.layout.on_disk(action.path)
+            disk.mkdir(parents=True, exist_ok=True, mode=action.mode)
+        elif isinstance(action, DaemonReload):
+            self.runtime.daemon_reload()
+        elif isinstance(action, UnitAction):
+            spec = units.get(action.unit)
+            if spec is not None and isinstance(action, Start | Enable):
+                self.store.record_unit(
+                    InventoryUnit(spec.name, spec.component, spec.file, spec.start, spec.enable)
+                )
+            if isinstance(action, Start | Restart):
+                self.runtime.reset_failed(action.unit)
+            {
+                "start": self.runtime.start,
+                "stop": self.runtime.stop,
+                "restart": self.runtime.restart,
+                "reload": self.runtime.reload,
+                "enable": self.runtime.enable,
+                "disable": self.runtime.disable,
+            }[action.verb](action.unit)
+            if isinstance(action, Start | Restart | Reload):
+                result.touched_units.append(action.unit)
+            if isinstance(action, Disable) and spec is None:
+                self.store.forget_unit(action.unit)
+        result.done.append(action)
