@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from reconciler.inventory import InventoryFile, InventoryUnit
+from reconciler.inventory import InventoryFile, unit_entry
 from reconciler.paths import HostLayout
 from reconciler.plan import (
     Action,
@@ -178,9 +178,7 @@ class Applier:
             if progress:
                 progress(action)
             i += 1
-        self.store.replace_units(
-            [InventoryUnit(u.name, u.component, u.file, u.start, u.enable) for u in rendered.units]
-        )
+        self.store.replace_units([unit_entry(u) for u in rendered.units])
         self.store.journal_clear()
         return result
 
@@ -230,9 +228,7 @@ class Applier:
         elif isinstance(action, UnitAction):
             spec = units.get(action.unit)
             if spec is not None and isinstance(action, Start | Enable):
-                self.store.record_unit(
-                    InventoryUnit(spec.name, spec.component, spec.file, spec.start, spec.enable)
-                )
+                self.store.record_unit(unit_entry(spec))
             if isinstance(action, Start | Restart):
                 self.runtime.reset_failed(action.unit)
             {

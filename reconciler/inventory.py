@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 
-from reconciler.render import Rendered
+from reconciler.render import Rendered, UnitSpec
 
 
 @dataclass(frozen=True)
@@ -31,6 +31,7 @@ class InventoryUnit:
     file: PurePosixPath
     start: bool
     enable: bool
+    probe: str | None = None  # the HTTP health check URL, for `atlas status`
 
 
 @dataclass(frozen=True)
@@ -48,12 +49,15 @@ class Inventory:
                 )
                 for f in rendered.files
             },
-            units={
-                u.name: InventoryUnit(u.name, u.component, u.file, u.start, u.enable)
-                for u in rendered.units
-            },
+            units={u.name: unit_entry(u) for u in rendered.units},
         )
 
     @staticmethod
     def from_parts(files: Iterable[InventoryFile], units: Iterable[InventoryUnit]) -> Inventory:
         return Inventory({f.path: f for f in files}, {u.name: u for u in units})
+
+
+def unit_entry(u: UnitSpec) -> InventoryUnit:
+    return InventoryUnit(
+        u.name, u.component, u.file, u.start, u.enable, u.probe.url if u.probe else None
+    )

@@ -47,8 +47,12 @@ class Prepared:
     rendered: Rendered
 
 
-def fetch(target: Target, cache_dir: Path, do_fetch: bool = True) -> Checkout:
-    return checkout(target.repo, target.ref, target.path, cache_dir, fetch=do_fetch)
+def fetch(
+    target: Target, cache_dir: Path, do_fetch: bool = True, snapshot: bool = False
+) -> Checkout:
+    return checkout(
+        target.repo, target.ref, target.path, cache_dir, fetch=do_fetch, snapshot=snapshot
+    )
 
 
 def validated(root: Path, environment: str, limits: Limits | None = None) -> EnvManifests:

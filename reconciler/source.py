@@ -82,6 +82,11 @@ class GitMirror:
         detail = " ".join(str(detail).split())
         return SourceUnavailable(f"cannot fetch {self.url}: {detail[:400]}")
 
+    @staticmethod
+    def cached(url: str, cache_dir: Path) -> bool:
+        """True if this cache has mirrored ``url`` before."""
+        return (cache_dir / hashlib.sha256(url.encode()).hexdigest()[:16] / "mirror.git").is_dir()
+
     @property
     def repo(self) -> Any:
         if self._repo is None:
@@ -158,13 +163,39 @@ class GitMirror:
                 shutil.rmtree(tree, ignore_errors=True)
 
 
+def _snapshot_dir(root: Path, sha: str, cache_dir: Path) -> Path:
+    """A copy of a plain folder's revision in the cache, so it can be re-read later."""
+    final = cache_dir / "dirs" / sha.removeprefix("dir:")
+    if final.is_dir():
+        return final
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".snapshot-", dir=final.parent))
+    try:
+        shutil.copytree(root, tmp / "tree", symlinks=True, ignore=shutil.ignore_patterns(".git"))
+        os.replace(tmp / "tree", final)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return final
+
+
 def checkout(
-    repo: str, ref: str | None, subpath: str, cache_dir: Path, fetch: bool = True
+    repo: str,
+    ref: str | None,
+    subpath: str,
+    cache_dir: Path,
+    fetch: bool = True,
+    snapshot: bool = False,
 ) -> Checkout:
-    """Fetch ``repo`` and return the manifests of ``ref`` (see module docstring)."""
+    """Fetch ``repo`` and return the manifests of ``ref`` (see module docstring).
+
+    With ``snapshot``, a plain folder is copied into the cache first, so the revision
+    stays readable (for a rollback) after the folder changes.
+    """
     local = Path(repo)
     if not _looks_remote(repo):
         if not local.exists():
+            if GitMirror.cached(str(local.absolute()), cache_dir):
+                raise SourceUnavailable(f"cannot fetch {repo}: the repository is gone")
             raise UsageError(f"repository {repo!r} does not exist")
         if local.is_dir() and not is_git_repository(local):
             if ref:
@@ -172,7 +203,10 @@ def checkout(
                     f"{repo} is a plain folder, not a git repository: --ref does not apply"
                 )
             root = _safe_subpath(local, subpath)
-            return Checkout(root, Revision(directory_revision(root), "", str(local.resolve())))
+            revision = Revision(directory_revision(root), "", str(local.resolve()))
+            if snapshot:
+                root = _snapshot_dir(root, revision.sha, cache_dir)
+            return Checkout(root, revision)
         repo = str(local.resolve())
     mirror = GitMirror(repo, cache_dir)
     if fetch:
@@ -180,3 +214,15 @@ def checkout(
     revision = mirror.resolve(ref)
     tree = mirror.export(revision.sha)
     return Checkout(_safe_subpath(tree, subpath), revision)
+
+
+def tree_of(repo: str, revision: Revision, subpath: str, cache_dir: Path) -> Path:
+    """The manifests of an earlier revision, from the cache (for rollbacks)."""
+    if revision.sha.startswith("dir:"):
+        tree = cache_dir / "dirs" / revision.sha.removeprefix("dir:")
+        if not tree.is_dir():
+            raise SourceUnavailable(f"revision {revision.sha} is no longer in the cache")
+        return tree
+    local = Path(repo)
+    url = str(local.resolve()) if not _looks_remote(repo) and local.exists() else repo
+    return _safe_subpath(GitMirror(url, cache_dir).export(revision.sha), subpath)

@@ -59,7 +59,8 @@ CREATE TABLE IF NOT EXISTS inventory_units (
     component TEXT NOT NULL,
     file TEXT NOT NULL,
     start INTEGER NOT NULL,
-    enable INTEGER NOT NULL
+    enable INTEGER NOT NULL,
+    probe TEXT
 );
 CREATE TABLE IF NOT EXISTS journal (
     run_id TEXT NOT NULL,
@@ -238,9 +239,9 @@ class StateStore:
             )
         ]
         units = [
-            InventoryUnit(name, comp, PurePosixPath(file), bool(start), bool(enable))
-            for name, comp, file, start, enable in self.db.execute(
-                "SELECT name, component, file, start, enable FROM inventory_units"
+            InventoryUnit(name, comp, PurePosixPath(file), bool(start), bool(enable), probe)
+            for name, comp, file, start, enable, probe in self.db.execute(
+                "SELECT name, component, file, start, enable, probe FROM inventory_units"
             )
         ]
         return Inventory.from_parts(files, units)
@@ -263,8 +264,8 @@ class StateStore:
 
     def record_unit(self, u: InventoryUnit) -> None:
         self.db.execute(
-            "INSERT OR REPLACE INTO inventory_units VALUES (?, ?, ?, ?, ?)",
-            (u.name, u.component, str(u.file), int(u.start), int(u.enable)),
+            "INSERT OR REPLACE INTO inventory_units VALUES (?, ?, ?, ?, ?, ?)",
+            (u.name, u.component, str(u.file), int(u.start), int(u.enable), u.probe),
         )
 
     def forget_unit(self, name: str) -> None:

@@ -158,13 +158,14 @@ class Systemctl:
         self._run("daemon-reload")
 
     def start(self, unit: str) -> None:
-        self._run("start", "--no-block", unit)
+        """Blocks until the unit is started (READY=1 for Type=notify) or failed."""
+        self._run("start", unit)
 
     def stop(self, unit: str) -> None:
         self._run("stop", unit)
 
     def restart(self, unit: str) -> None:
-        self._run("restart", "--no-block", unit)
+        self._run("restart", unit)
 
     def reload(self, unit: str) -> None:
         self._run("reload", unit)

@@ -1,0 +1,189 @@
+"""Verify: after applying, are the changed units active, stable and healthy?
+
+A unit passes when systemd reports it active (running; waiting for timers) with the
+same main PID and no new restarts for ``stable_for`` seconds, and then, if its
+Deployment has an HTTP health check, when that check answers 2xx. It fails fast
+when systemd reports it failed, restarting (auto-restart), or dead after a start,
+and fails when the health check has not passed within the Deployment's timeout.
+
+Seams: ``Runtime`` (systemd), ``HttpProbe`` (httpx), ``Clock`` (time).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from reconciler.render import UnitSpec
+from reconciler.systemd import Runtime, UnitState
+
+
+class HttpProbe(Protocol):
+    def status(self, url: str, timeout: float) -> int:
+        """The HTTP status of GET ``url``; raises OSError when nothing answers."""
+        ...
+
+
+class Clock(Protocol):
+    def now(self) -> float: ...
+    def sleep(self, seconds: float) -> None: ...
+
+
+class SystemClock:
+    def now(self) -> float:
+        return time.monotonic()
+
+    def sleep(self, seconds: float) -> None:
+        time.sleep(seconds)
+
+
+class HttpxProbe:
+    def __init__(self) -> None:
+        import httpx
+
+        self._httpx = httpx
+        self._client = httpx.Client(follow_redirects=False, trust_env=False)
+
+    def status(self, url: str, timeout: float) -> int:
+        try:
+            return self._client.get(url, timeout=timeout).status_code
+        except self._httpx.HTTPError as exc:
+            raise OSError(f"{type(exc).__name__}: {exc}") from exc
+
+
+@dataclass(frozen=True)
+class UnitHealth:
+    unit: str
+    ok: bool
+    detail: str
+    active_state: str = ""
+    sub_state: str = ""
+
+
+@dataclass(frozen=True)
+class Verdict:
+    ok: bool
+    reason: str
+    units: tuple[UnitHealth, ...] = field(default=())
+
+
+@dataclass
+class _Watch:
+    spec: UnitSpec
+    baseline_restarts: int
+    deadline: float
+    active_since: float | None = None
+    pid: int = 0
+    last_probe: str = "not probed yet"
+    result: UnitHealth | None = None
+
+
+def _failure(state: UnitState, baseline_restarts: int) -> str | None:
+    if state.load_state not in ("loaded", ""):
+        return f"unit is {state.load_state}"
+    if state.active_state == "failed":
+        return f"failed (result {state.result}, exit status {state.exec_main_status})"
+    if state.sub_state == "auto-restart" or state.n_restarts > baseline_restarts:
+        return f"restarting in a loop ({state.n_restarts} restarts)"
+    if state.active_state == "inactive" and state.sub_state == "dead":
+        return (
+            f"exited after it was started (result {state.result}, "
+            f"exit status {state.exec_main_status})"
+        )
+    return None
+
+
+def _running(spec: UnitSpec, state: UnitState) -> bool:
+    if state.active_state not in ("active", "reloading"):
+        return False
+    if spec.name.endswith(".timer"):
+        return state.sub_state in ("waiting", "running", "elapsed")
+    return state.sub_state in ("running", "reload", "exited")
+
+
+def verify(
+    units: Sequence[UnitSpec],
+    runtime: Runtime,
+    http: HttpProbe,
+    clock: Clock,
+    *,
+    baseline: Mapping[str, UnitState] | None = None,
+    stable_for: float = 1.0,
+    default_timeout: float = 30.0,
+    poll: float = 0.1,
+) -> Verdict:
+    """Wait until every unit in ``units`` is healthy, or one fails, or time runs out."""
+    watched = [u for u in units if u.start]
+    if not watched:
+        return Verdict(True, "nothing to verify")
+    start = clock.now()
+    baseline = baseline or {}
+    watches = {
+        u.name: _Watch(
+            u,
+            baseline.get(u.name, UnitState(u.name)).n_restarts,
+            start + (u.probe.timeout_s if u.probe else default_timeout),
+        )
+        for u in watched
+    }
+    while True:
+        now = clock.now()
+        pending = [w for w in watches.values() if w.result is None]
+        if not pending:
+            break
+        states = runtime.unit_states([w.spec.name for w in pending])
+        for w in pending:
+            state = states[w.spec.name]
+            failure = _failure(state, w.baseline_restarts)
+            if failure:
+                w.result = UnitHealth(
+                    w.spec.name, False, failure, state.active_state, state.sub_state
+                )
+                continue
+            if not _running(w.spec, state):
+                w.active_since = None
+            elif w.active_since is None or state.main_pid != w.pid:
+                w.active_since, w.pid = now, state.main_pid
+            elif now - w.active_since >= stable_for:
+                probe = w.spec.probe
+                if probe is None:
+                    w.result = UnitHealth(
+                        w.spec.name, True, "active and stable", state.active_state, state.sub_state
+                    )
+                    continue
+                try:
+                    code = http.status(probe.url, min(2.0, probe.timeout_s))
+                    w.last_probe = f"HTTP {code}"
+                    if 200 <= code < 300:
+                        w.result = UnitHealth(
+                            w.spec.name,
+                            True,
+                            f"{probe.url} answered {code}",
+                            state.active_state,
+                            state.sub_state,
+                        )
+                        continue
+                except OSError as exc:
+                    w.last_probe = str(exc)[:200]
+            if w.result is None and now >= w.deadline:
+                what = (
+                    f"health check {w.spec.probe.url} did not pass within "
+                    f"{w.spec.probe.timeout_s:g}s (last: {w.last_probe})"
+                    if w.spec.probe and w.active_since is not None
+                    else "not active and stable within the timeout "
+                    f"({state.active_state}/{state.sub_state})"
+                )
+                w.result = UnitHealth(w.spec.name, False, what, state.active_state, state.sub_state)
+        if any(w.result is not None and not w.result.ok for w in watches.values()):
+            break  # fail fast: no need to wait for the others
+        clock.sleep(poll)
+    results = tuple(
+        w.result or UnitHealth(w.spec.name, False, "not verified (another unit failed first)")
+        for w in watches.values()
+    )
+    failed = [r for r in results if not r.ok and not r.detail.startswith("not verified")]
+    if failed:
+        return Verdict(False, "; ".join(f"{r.unit}: {r.detail}" for r in failed), results)
+    return Verdict(True, f"{len(results)} unit(s) healthy", results)

@@ -1,0 +1,308 @@
+"""The reconcile loop on a folder host: apply, verify, roll back, drift, invalid commits.
+
+The runtime is the in-memory FakeRuntime, HTTP health checks a fake probe and time a
+fake clock, so these run in milliseconds; tests/test_systemd_e2e.py repeats the
+important paths against a real systemd manager and real services.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import threading
+from pathlib import Path
+
+import pytest
+
+from reconciler import pipeline
+from reconciler.errors import LockBusy
+from reconciler.lock import reconcile_lock
+from reconciler.loop import Options, Reconciler
+from reconciler.metrics import ReconcilerMetrics
+from tests.conftest import EXAMPLE
+from tests.hosts import FolderHost
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.t = 1000.0
+
+    def now(self) -> float:
+        return self.t
+
+    def sleep(self, seconds: float) -> None:
+        self.t += seconds
+
+
+class FakeHttp:
+    """Answers 200 except for URLs set to fail (with a status, or None: refused)."""
+
+    def __init__(self) -> None:
+        self.failing: dict[str, int | None] = {}
+        self.calls: list[str] = []
+
+    def status(self, url: str, timeout: float) -> int:
+        self.calls.append(url)
+        for prefix, code in self.failing.items():
+            if url.startswith(prefix):
+                if code is None:
+                    raise OSError("connection refused")
+                return code
+        return 200
+
+
+def git(repo: Path, *args: str) -> str:
+    return subprocess.run(
+        ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@t", *args],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+
+
+@pytest.fixture
+def ops_repo(tmp_path: Path) -> Path:
+    repo = tmp_path / "ops"
+    shutil.copytree(EXAMPLE, repo)
+    git(repo, "init", "-q", "-b", "main")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "initial")
+    return repo
+
+
+def commit(repo: Path, path: str, old: str, new: str, message: str = "change") -> str:
+    file = repo / path
+    text = file.read_text()
+    assert old in text
+    file.write_text(text.replace(old, new, 1))
+    git(repo, "commit", "-qam", message)
+    return git(repo, "rev-parse", "HEAD")
+
+
+class Rig:
+    def __init__(self, root: Path, repo: Path, self_heal: bool = True) -> None:
+        self.host = FolderHost(root)
+        self.http = FakeHttp()
+        self.clock = FakeClock()
+        self.metrics = ReconcilerMetrics()
+        self.logs: list[tuple[str, str]] = []
+        self.reconciler = Reconciler(
+            pipeline.Target(str(repo), "main", ".", "development"),
+            self.host.ctx,
+            self.host.runtime,
+            self.host.store,
+            lambda env: None,
+            self.http,
+            self.clock,
+            self.metrics,
+            lambda level, msg: self.logs.append((level, msg)),
+            Options(self_heal=self_heal, stable_for=0.5),
+        )
+
+    def metric(self, name: str, **labels: str) -> float | None:
+        return self.metrics.registry.get_sample_value(name, labels or None)
+
+    def files(self) -> dict[Path, bytes]:
+        return {
+            p: p.read_bytes()
+            for p in sorted(self.host.root.glob("home/atlas/.config/**/*"))
+            if p.is_file()
+        }
+
+
+@pytest.fixture
+def rig(tmp_path: Path, ops_repo: Path) -> Rig:
+    return Rig(tmp_path / "root", ops_repo)
+
+
+def test_first_cycle_applies_and_second_is_synced(rig: Rig, ops_repo: Path) -> None:
+    first = rig.reconciler.cycle()
+    assert first.result == "applied", first.reason
+    assert first.revision == git(ops_repo, "rev-parse", "HEAD")
+    assert rig.host.runtime.units["atlas-api.service"].running
+    history = rig.host.store.history("development")
+    assert [r.outcome for r in history] == ["applied"]
+    second = rig.reconciler.cycle()
+    assert second.result == "synced" and second.plan is not None and second.plan.empty
+    assert rig.metric("atlas_reconcile_total", result="success") == 2
+    sha = first.revision[:12]
+    assert (
+        rig.metric("atlas_sync_info", desired_revision=sha, applied_revision=sha, status="Synced")
+        == 1
+    )
+    assert rig.metric("atlas_unit_healthy", unit="atlas-core.service") == 1
+
+
+def test_health_check_failure_rolls_back(rig: Rig, ops_repo: Path) -> None:
+    good = rig.reconciler.cycle().revision
+    before = rig.files()
+    bad = commit(
+        ops_repo,
+        "environments/development/environment.yaml",
+        "port: 18080",
+        "port: 18081",
+        "move the API",
+    )
+    rig.http.failing["http://127.0.0.1:18081/"] = None  # the new API never answers
+    result = rig.reconciler.cycle()
+    assert result.result == "rolled-back", result.reason
+    assert "health check http://127.0.0.1:18081/readyz did not pass" in result.reason
+    assert rig.files() == before, "the host is back at the last good revision"
+    outcomes = [(r.sha, r.outcome) for r in rig.host.store.history("development")]
+    assert outcomes[:2] == [(good, "applied"), (bad, "failed")]
+    assert rig.metric("atlas_rollbacks_total") == 1
+    assert (
+        rig.metric(
+            "atlas_sync_info",
+            desired_revision=bad[:12],
+            applied_revision=good[:12],
+            status="Failed",
+        )
+        == 1
+    )
+    # the failed commit is not retried until a new commit arrives
+    calls = len(rig.host.runtime.calls)
+    again = rig.reconciler.cycle()
+    assert again.result == "failed" and "waiting for a new commit" in again.reason
+    assert len(rig.host.runtime.calls) == calls
+    fixed = commit(
+        ops_repo, "environments/development/environment.yaml", "port: 18081", "port: 18082"
+    )
+    rig.http.failing.clear()
+    assert rig.reconciler.cycle().result == "applied"
+    assert rig.host.store.last_applied("development").sha == fixed
+
+
+def test_failed_unit_fails_fast_and_rolls_back(rig: Rig, ops_repo: Path) -> None:
+    rig.reconciler.cycle()
+    commit(ops_repo, "base/sources.yaml", "interval: 1h", "interval: 2h")
+    config = rig.host.disk("/home/atlas/.config/atlas/core.json")
+    runtime = rig.host.runtime
+    real_up = runtime._up
+
+    def up(unit: str) -> None:  # atlas-core fails with the new config, as a service would
+        if unit == "atlas-core.service" and b"7200" in config.read_bytes():
+            runtime.failing.add(unit)
+        else:
+            runtime.failing.discard(unit)
+        real_up(unit)
+
+    runtime._up = up  # type: ignore[method-assign]
+    started = rig.clock.now()
+    result = rig.reconciler.cycle()
+    assert result.result == "rolled-back", result.reason
+    assert "atlas-core.service: failed (result exit-code" in result.reason
+    assert runtime.units["atlas-core.service"].running
+    assert rig.clock.now() - started < 5, "a failed unit must not wait for the timeout"
+
+
+def test_invalid_commit_changes_nothing(rig: Rig, ops_repo: Path) -> None:
+    good = rig.reconciler.cycle().revision
+    before = rig.files()
+    calls = len(rig.host.runtime.calls)
+    bad = commit(ops_repo, "base/sources.yaml", "interval: 1h", "interval: soon")
+    result = rig.reconciler.cycle()
+    assert result.result == "invalid"
+    assert "base/sources.yaml:11: Source/welcome: spec.interval" in result.reason
+    assert rig.files() == before
+    assert len(rig.host.runtime.calls) == calls
+    assert rig.metric("atlas_manifest_errors") == 1
+    record = rig.host.store.last_attempt("development")
+    assert (record.sha, record.outcome) == (bad, "invalid")
+    assert rig.host.store.last_applied("development").sha == good
+    assert rig.metric("atlas_reconcile_total", result="invalid") == 1
+
+
+def test_drift_is_healed(rig: Rig) -> None:
+    rig.reconciler.cycle()
+    rig.host.runtime.stop("atlas-api.service")
+    unit = rig.host.disk("/home/atlas/.config/systemd/user/atlas-core.service")
+    unit.write_text(unit.read_text().replace("MemoryMax=268435456", "MemoryMax=999999999"))
+    result = rig.reconciler.cycle()
+    assert result.result == "healed"
+    assert {(d.kind, d.target.rsplit("/", 1)[-1]) for d in result.drift} == {
+        ("unit-stopped", "atlas-api.service"),
+        ("file-modified", "atlas-core.service"),
+    }
+    assert rig.host.runtime.units["atlas-api.service"].running
+    assert "MemoryMax=268435456" in unit.read_text()
+    assert rig.reconciler.cycle().result == "synced"
+
+
+def test_drift_is_only_reported_without_self_heal(tmp_path: Path, ops_repo: Path) -> None:
+    rig = Rig(tmp_path / "root", ops_repo, self_heal=False)
+    rig.reconciler.cycle()
+    rig.host.runtime.stop("atlas-monitoring.service")
+    result = rig.reconciler.cycle()
+    assert result.result == "drift"
+    assert not rig.host.runtime.units["atlas-monitoring.service"].running
+    assert rig.metric("atlas_drift_resources", kind="unit-stopped") == 1
+
+
+def test_interrupted_restart_is_carried_over(rig: Rig, ops_repo: Path) -> None:
+    rig.reconciler.cycle()
+    commit(ops_repo, "base/sources.yaml", "interval: 1h", "interval: 3h")
+    # Simulate a run killed after writing files but before restarting atlas-core.
+    plan, _prepared = rig.host.plan(ops_repo, "development")
+    from reconciler.apply import action_record, write_atomic
+    from reconciler.plan import WriteFile
+
+    rig.host.store.journal_begin("dead-run", [action_record(a) for a in plan.actions])
+    for i, action in enumerate(plan.actions):
+        if isinstance(action, WriteFile):
+            write_atomic(
+                rig.host.disk(str(action.file.path)), action.file.content, action.file.mode
+            )
+            rig.host.store.journal_done("dead-run", i)
+    pid_before = rig.host.runtime.units["atlas-core.service"].main_pid
+    result = rig.reconciler.cycle()
+    assert result.result == "applied", result.reason
+    assert ("restart", "atlas-core.service") in [(a.verb, a.target) for a in result.plan.actions]
+    assert rig.host.runtime.units["atlas-core.service"].main_pid != pid_before
+    assert rig.host.store.journal_pending() == []
+
+
+def test_unreachable_remote_keeps_the_host_running(tmp_path: Path, ops_repo: Path) -> None:
+    rig = Rig(tmp_path / "root", ops_repo)
+    rig.reconciler.cycle()
+    before = rig.files()
+    shutil.rmtree(ops_repo)
+    result = rig.reconciler.cycle()
+    assert result.result == "fetch-failed"
+    assert "cannot fetch" in result.reason or "does not exist" in result.reason
+    assert rig.files() == before
+    assert rig.host.runtime.units["atlas-api.service"].running
+
+
+def test_manual_rollback_to_the_previous_revision(rig: Rig, ops_repo: Path) -> None:
+    first = rig.reconciler.cycle().revision
+    second = commit(ops_repo, "base/sources.yaml", "interval: 1h", "interval: 2h")
+    assert rig.reconciler.cycle().revision == second
+    result = rig.reconciler.rollback()
+    assert result.result == "rolled-back", result.reason
+    assert rig.host.store.last_applied("development").sha == first
+    # the rolled-back head is not re-applied by the next cycle
+    assert rig.reconciler.cycle().result == "failed"
+    assert rig.host.store.last_applied("development").sha == first
+
+
+def test_a_second_reconcile_waits_or_exits_clearly(rig: Rig) -> None:
+    holding = threading.Event()
+    release = threading.Event()
+
+    def hold() -> None:
+        with reconcile_lock(rig.reconciler.lock_path):
+            holding.set()
+            release.wait(10)
+
+    thread = threading.Thread(target=hold)
+    thread.start()
+    holding.wait(5)
+    try:
+        with pytest.raises(LockBusy) as caught:
+            rig.reconciler.cycle()
+        assert "another reconcile (PID" in str(caught.value)
+    finally:
+        release.set()
+        thread.join()
+    assert rig.reconciler.cycle().result == "applied"
