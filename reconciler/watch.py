@@ -11,6 +11,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+_WRITES = frozenset({"created", "modified", "moved", "deleted", "closed"})
+
 
 def git_dir(repo: Path) -> Path | None:
     if (repo / ".git").is_dir():
@@ -36,6 +38,8 @@ class RefsWatcher:
 
         class Handler(FileSystemEventHandler):
             def on_any_event(self, event: Any) -> None:
+                if event.event_type not in _WRITES:  # reading refs (our own fetch) is no news
+                    return
                 path = str(getattr(event, "dest_path", "") or event.src_path)
                 rel = path[len(str(directory)) + 1 :]
                 if not (rel.startswith("refs") or rel in ("packed-refs", "HEAD")) or rel.endswith(
@@ -50,7 +54,12 @@ class RefsWatcher:
                 t.start()
 
         self.observer = Observer()
-        self.observer.schedule(Handler(), str(directory), recursive=True)
+        handler = Handler()
+        # refs/ (loose refs) recursively; the git dir itself only for packed-refs and HEAD,
+        # so the thousands of folders under objects/ are never watched.
+        self.observer.schedule(handler, str(directory), recursive=False)
+        (directory / "refs").mkdir(exist_ok=True)
+        self.observer.schedule(handler, str(directory / "refs"), recursive=True)
 
     def start(self) -> None:
         self.observer.daemon = True

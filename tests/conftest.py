@@ -56,3 +56,22 @@ def systemd_user():
         yield manager
     finally:
         manager.cleanup()
+
+
+@pytest.fixture
+def remote(tmp_path: Path) -> tuple[Path, Path]:
+    """A bare 'origin' repository of the example manifests and a clone that pushes to it."""
+    import subprocess
+
+    from tests.gitutil import git
+
+    bare = tmp_path / "origin.git"
+    subprocess.run(["git", "init", "-q", "--bare", "-b", "main", str(bare)], check=True)
+    work = tmp_path / "work"
+    shutil.copytree(EXAMPLE, work)
+    git(work, "init", "-q", "-b", "main")
+    git(work, "add", "-A")
+    git(work, "commit", "-qm", "initial")
+    git(work, "remote", "add", "origin", str(bare))
+    git(work, "push", "-q", "origin", "main")
+    return bare, work

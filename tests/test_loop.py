@@ -8,7 +8,6 @@ important paths against a real systemd manager and real services.
 from __future__ import annotations
 
 import shutil
-import subprocess
 import threading
 from pathlib import Path
 
@@ -20,6 +19,7 @@ from reconciler.lock import reconcile_lock
 from reconciler.loop import Options, Reconciler
 from reconciler.metrics import ReconcilerMetrics
 from tests.conftest import EXAMPLE
+from tests.gitutil import commit, git
 from tests.hosts import FolderHost
 
 
@@ -51,15 +51,6 @@ class FakeHttp:
         return 200
 
 
-def git(repo: Path, *args: str) -> str:
-    return subprocess.run(
-        ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@t", *args],
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout.strip()
-
-
 @pytest.fixture
 def ops_repo(tmp_path: Path) -> Path:
     repo = tmp_path / "ops"
@@ -68,15 +59,6 @@ def ops_repo(tmp_path: Path) -> Path:
     git(repo, "add", "-A")
     git(repo, "commit", "-qm", "initial")
     return repo
-
-
-def commit(repo: Path, path: str, old: str, new: str, message: str = "change") -> str:
-    file = repo / path
-    text = file.read_text()
-    assert old in text
-    file.write_text(text.replace(old, new, 1))
-    git(repo, "commit", "-qam", message)
-    return git(repo, "rev-parse", "HEAD")
 
 
 class Rig:
