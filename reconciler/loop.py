@@ -41,7 +41,7 @@ from reconciler.metrics import ReconcilerMetrics
 from reconciler.model import Revision
 from reconciler.observe import Observed, observe
 from reconciler.paths import HostLayout
-from reconciler.plan import Plan
+from reconciler.plan import Action, Plan
 from reconciler.render import RenderContext, Rendered, UnitSpec
 from reconciler.source import Checkout, tree_of
 from reconciler.state import RevisionRecord, StateStore
@@ -77,6 +77,8 @@ class Options:
     self_heal: bool = True
     lock_wait: float = 0.0
     stable_for: float = 1.0
+    # called after each applied action (the CLI logs it; a debugging aid can kill here)
+    on_action: Callable[[Action], None] | None = None
 
 
 class Reconciler:
@@ -366,7 +368,7 @@ class Reconciler:
                 plan,
                 prepared.rendered,
                 batch_check=check,
-                progress=lambda a: self.log("info", f"{a.verb} {a.target}".rstrip()),
+                progress=self._progress,
             )
             touched = [specs[u] for u in dict.fromkeys(result.touched_units) if u in specs]
             verdict = self._verify(touched, baseline)
@@ -383,6 +385,11 @@ class Reconciler:
             revision.sha,
         )
         return verdict
+
+    def _progress(self, action: Action) -> None:
+        self.log("info", f"{action.verb} {action.target}".rstrip())
+        if self.options.on_action is not None:
+            self.options.on_action(action)
 
     def _verify(self, specs: list[UnitSpec], baseline: Mapping[str, UnitState]) -> Verdict:
         return verify(

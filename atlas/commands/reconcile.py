@@ -15,6 +15,7 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -145,6 +146,25 @@ def _runtime(layout: Any) -> Any:
     return Systemctl(layout.scope, os.environ)
 
 
+def _kill_switch() -> Callable[[Any], None] | None:
+    """ATLAS_DEBUG_KILL_AFTER_ACTION=N: SIGKILL this process right after the Nth action.
+
+    A debugging aid (and how the crash-safety tests kill a reconcile between any two
+    actions); never set in production.
+    """
+    raw = os.environ.get("ATLAS_DEBUG_KILL_AFTER_ACTION")
+    if not raw or not raw.isdigit():
+        return None
+    remaining = [int(raw)]
+
+    def after(_action: Any) -> None:
+        remaining[0] -= 1
+        if remaining[0] <= 0:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    return after
+
+
 def _reconciler(args: argparse.Namespace, layout: Any, store: Any, target: Any, wait: float) -> Any:
     from atlas.commands.common import render_context, secrets_source
     from reconciler.loop import Options, Reconciler
@@ -162,7 +182,11 @@ def _reconciler(args: argparse.Namespace, layout: Any, store: Any, target: Any, 
         SystemClock(),
         ReconcilerMetrics(),
         _log_to_stderr,
-        Options(self_heal=not getattr(args, "no_self_heal", False), lock_wait=wait),
+        Options(
+            self_heal=not getattr(args, "no_self_heal", False),
+            lock_wait=wait,
+            on_action=_kill_switch(),
+        ),
     )
 
 

@@ -1,0 +1,130 @@
+#!/usr/bin/env python3
+"""Commit-to-converged: from `git push` of a config change to the new config active
+and healthy, with `atlas reconcile --watch` on a local repository (watchdog wakes it).
+
+Each round pushes a change to one Source's interval, then waits until atlas-core runs
+with a new main PID (the new config) and answers its health check. Also reports how
+much of that is the service's own start (systemd's ExecMainStartTimestamp →
+ActiveEnterTimestamp of the new atlas-core). Target: median under 2 s. Prints JSON.
+
+    sudo .venv/bin/python bench/commit_to_converged.py [--rounds 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import time
+
+import httpx
+from _site import BenchSite, git
+
+
+def wait_for(predicate, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise SystemExit(f"timed out waiting for {what}")
+        time.sleep(0.01)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=10)
+    args = parser.parse_args()
+    site = BenchSite()
+    watch = None
+    try:
+        first = site.atlas("reconcile", "--once", *site.reconcile_args())
+        if first.returncode != 0:
+            raise SystemExit(first.stdout + first.stderr)
+        watch = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "atlas",
+                "reconcile",
+                "--watch",
+                *site.reconcile_args(),
+                "--interval",
+                "10m",
+                "--metrics-addr",
+                f"127.0.0.1:{site.reconciler}",
+            ],
+            env=site.manager.env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        wait_for(lambda: _ok(f"http://127.0.0.1:{site.reconciler}/healthz"), 60, "the watch loop")
+        time.sleep(1.0)
+        totals, starts = [], []
+        sources = site.work / "base/sources.yaml"
+        for i in range(args.rounds):
+            old_pid = site.show("atlas-core.service", "MainPID")["MainPID"]
+            text = sources.read_text()
+            interval = f"interval: {61 + i}m"
+            sources.write_text(
+                text.replace("interval: 1h", interval, 1)
+                if "interval: 1h" in text
+                else text.replace(f"interval: {60 + i}m", interval, 1)
+            )
+            git(site.work, "commit", "-qam", f"round {i}")
+            pushed = time.monotonic()
+            git(site.work, "push", "-q", "origin", "main")
+            wait_for(lambda old=old_pid: _new_active(site, old), 60, "atlas-core restart")
+            wait_for(lambda: _ok(f"http://127.0.0.1:{site.core}/healthz"), 60, "atlas-core health")
+            totals.append(time.monotonic() - pushed)
+            props = site.show(
+                "atlas-core.service",
+                "ExecMainStartTimestampMonotonic",
+                "ActiveEnterTimestampMonotonic",
+            )
+            starts.append(
+                (
+                    int(props["ActiveEnterTimestampMonotonic"])
+                    - int(props["ExecMainStartTimestampMonotonic"])
+                )
+                / 1e6
+            )
+            time.sleep(0.5)
+        median = statistics.median(totals)
+        print(
+            json.dumps(
+                {
+                    "rounds": args.rounds,
+                    "commit_to_converged_s": {
+                        "median": round(median, 3),
+                        "min": round(min(totals), 3),
+                        "max": round(max(totals), 3),
+                    },
+                    "service_start_s": {"median": round(statistics.median(starts), 3)},
+                    "service_start_share_of_median": round(statistics.median(starts) / median, 2),
+                    "target_median_under_2s": median < 2.0,
+                },
+                indent=2,
+            )
+        )
+    finally:
+        if watch is not None:
+            watch.terminate()
+            watch.wait(timeout=60)
+        site.close()
+
+
+def _ok(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def _new_active(site: BenchSite, old_pid: str) -> bool:
+    props = site.show("atlas-core.service", "MainPID", "ActiveState")
+    return props["MainPID"] not in (old_pid, "0") and props["ActiveState"] == "active"
+
+
+if __name__ == "__main__":
+    main()

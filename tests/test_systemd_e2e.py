@@ -1,0 +1,488 @@
+"""End to end against a real systemd manager and the real Atlas services.
+
+Each test boots a private systemd user manager (tests/sysd.py), pushes the example
+manifests (with free ports) to a bare git repository, and runs the real
+``atlas reconcile`` command against it. Under CI=true these must run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import EXAMPLE
+from tests.gitutil import commit, git
+from tests.sysd import PrivateManager
+
+pytestmark = [pytest.mark.systemd, pytest.mark.slow]
+
+
+def free_ports(n: int) -> list[int]:
+    socks, ports = [], []
+    for _ in range(n):
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        socks.append(s)
+        ports.append(s.getsockname()[1])
+    for s in socks:
+        s.close()
+    return ports
+
+
+class Site:
+    """A manifests repository (bare origin + working clone) and a host to converge."""
+
+    def __init__(self, manager: PrivateManager, root: Path) -> None:
+        self.manager = manager
+        self.api, self.core, self.monitoring, self.reconciler = free_ports(4)
+        self.bare = root / "origin.git"
+        subprocess.run(["git", "init", "-q", "--bare", "-b", "main", str(self.bare)], check=True)
+        self.work = root / "work"
+        shutil.copytree(EXAMPLE, self.work)
+        env = self.work / "environments/development/environment.yaml"
+        text = env.read_text().replace("port: 18080", f"port: {self.api}")
+        text = text.replace("metricsPort: 19101", f"metricsPort: {self.core}")
+        text = text.replace("metricsPort: 19102", f"metricsPort: {self.monitoring}")
+        text = text.replace("metricsPort: 19110", f"metricsPort: {self.reconciler}")
+        text = text.replace("http://127.0.0.1:18080", f"http://127.0.0.1:{self.api}")
+        env.write_text(text)
+        git(self.work, "init", "-q", "-b", "main")
+        git(self.work, "add", "-A")
+        git(self.work, "commit", "-qm", "initial")
+        git(self.work, "remote", "add", "origin", str(self.bare))
+        self.push()
+
+    def push(self, *extra: str) -> None:
+        git(self.work, "push", "-q", *extra, "origin", "main")
+
+    def change(self, path: str, old: str, new: str) -> str:
+        sha = commit(self.work, path, old, new)
+        self.push()
+        return sha
+
+    def atlas(
+        self, *args: str, env: dict[str, str] | None = None, timeout: float = 180
+    ) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "atlas", *args],
+            env={**self.manager.env, **(env or {})},
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+
+    def reconcile(
+        self, *extra: str, env: dict[str, str] | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        return self.atlas(
+            "reconcile",
+            "--once",
+            "--repo",
+            str(self.bare),
+            "--ref",
+            "main",
+            "--env",
+            "development",
+            "--scope",
+            "user",
+            *extra,
+            env=env,
+        )
+
+    def pid(self, unit: str) -> int:
+        return int(self.manager.show(unit, "MainPID")["MainPID"])
+
+    def state(self, unit: str) -> str:
+        props = self.manager.show(unit, "ActiveState", "SubState")
+        return f"{props['ActiveState']}/{props['SubState']}"
+
+    def status(self) -> dict:
+        done = self.atlas("status", "--scope", "user", "--output", "json")
+        return json.loads(done.stdout)
+
+    @property
+    def units_dir(self) -> Path:
+        return self.manager.config_home / "systemd/user"
+
+    @property
+    def config_dir(self) -> Path:
+        return self.manager.config_home / "atlas"
+
+
+@pytest.fixture
+def site(systemd_user: PrivateManager) -> Site:
+    return Site(systemd_user, systemd_user.base / "repos")
+
+
+def converged(site: Site) -> str:
+    done = site.reconcile()
+    assert done.returncode == 0, done.stdout + done.stderr
+    return git(site.work, "rev-parse", "HEAD")
+
+
+def test_initial_converge_runs_every_service(site: Site) -> None:
+    converged(site)
+    for unit in ("atlas-core.service", "atlas-api.service", "atlas-monitoring.service"):
+        assert site.state(unit) == "active/running", unit
+    assert site.state("atlas-services.timer") == "active/waiting"
+    ready = httpx.get(f"http://127.0.0.1:{site.api}/readyz", timeout=5)
+    assert ready.status_code == 200, ready.text
+    deadline = time.monotonic() + 30
+    while True:  # the bundled sources are ingested and served
+        items = httpx.get(f"http://127.0.0.1:{site.api}/v1/items", timeout=5).json()
+        titles = {i.get("title") for i in items.get("items", [])}
+        if "Welcome to Atlas" in titles:
+            break
+        assert time.monotonic() < deadline, f"items never appeared: {items}"
+        time.sleep(0.5)
+    env_file = site.config_dir / "monitoring.env"
+    assert oct(env_file.stat().st_mode & 0o777) == "0o600"
+    report = site.status()
+    assert report["sync"] == "Synced", report
+    assert all(u["healthy"] for u in report["units"]), report["units"]
+    again = site.reconcile()
+    assert again.returncode == 0 and "synced" in again.stdout
+
+
+def test_a_source_change_restarts_only_core(site: Site) -> None:
+    converged(site)
+    before = {
+        u: site.pid(u)
+        for u in ("atlas-core.service", "atlas-api.service", "atlas-monitoring.service")
+    }
+    site.change("base/sources.yaml", "interval: 1h", "interval: 2h")
+    done = site.reconcile()
+    assert done.returncode == 0, done.stderr
+    assert site.pid("atlas-core.service") != before["atlas-core.service"]
+    assert site.pid("atlas-api.service") == before["atlas-api.service"]
+    assert site.pid("atlas-monitoring.service") == before["atlas-monitoring.service"]
+    config = json.loads((site.config_dir / "core.json").read_text())
+    assert {s["intervalSeconds"] for s in config["sources"] if s["name"] == "welcome"} == {7200}
+
+
+def test_cosmetic_change_keeps_the_pid(site: Site) -> None:
+    converged(site)
+    pid = site.pid("atlas-api.service")
+    unit = site.units_dir / "atlas-api.service"
+    unit.write_text(
+        unit.read_text().replace("# Managed by Atlas", "# Managed by Atlas (edited comment)")
+    )
+    done = site.reconcile()
+    assert done.returncode == 0
+    assert site.pid("atlas-api.service") == pid
+    assert "(edited comment)" not in unit.read_text()
+
+
+def test_removing_a_deployment_stops_and_removes_its_unit(site: Site) -> None:
+    converged(site)
+    foreign = site.units_dir / "not-atlas.service"
+    foreign.write_text("[Service]\nExecStart=/bin/sleep 600\n")
+    site.manager.systemctl("daemon-reload")
+    site.manager.systemctl("start", "not-atlas.service")
+    path = site.work / "base/deployments.yaml"
+    path.write_text(
+        "---\n".join(d for d in path.read_text().split("---\n") if "name: monitoring" not in d)
+    )
+    git(site.work, "commit", "-qam", "drop monitoring")
+    site.push()
+    done = site.reconcile()
+    assert done.returncode == 0, done.stderr
+    assert not (site.units_dir / "atlas-monitoring.service").exists()
+    assert not (site.config_dir / "monitoring.json").exists()
+    assert site.state("atlas-monitoring.service") in ("inactive/dead", "inactive/dead")
+    assert site.state("not-atlas.service") == "active/running", (
+        "units Atlas did not create are untouched"
+    )
+    assert foreign.exists()
+
+
+def test_failing_api_is_rolled_back_and_metrics_say_so(site: Site) -> None:
+    good = converged(site)
+    good_api = (site.config_dir / "api.json").read_bytes()
+    squatter = socket.socket()  # something else holds the port the new revision wants
+    squatter.bind(("127.0.0.1", 0))
+    squatter.listen()
+    taken = squatter.getsockname()[1]
+    try:
+        watch = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "atlas",
+                "reconcile",
+                "--watch",
+                "--repo",
+                str(site.bare),
+                "--ref",
+                "main",
+                "--env",
+                "development",
+                "--scope",
+                "user",
+                "--interval",
+                "1h",
+                "--metrics-addr",
+                f"127.0.0.1:{site.reconciler}",
+            ],
+            env=site.manager.env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        try:
+            wait_http(f"http://127.0.0.1:{site.reconciler}/healthz")
+            bad = site.change(
+                "environments/development/environment.yaml", f"port: {site.api}", f"port: {taken}"
+            )
+            os.kill(watch.pid, signal.SIGHUP)  # "a push": reconcile now
+            deadline = time.monotonic() + 120
+            while True:
+                metrics = httpx.get(f"http://127.0.0.1:{site.reconciler}/metrics", timeout=5).text
+                if "atlas_rollbacks_total 1.0" in metrics:
+                    break
+                assert time.monotonic() < deadline, metrics
+                time.sleep(0.5)
+            assert f'desired_revision="{bad[:12]}"' in metrics and 'status="Failed"' in metrics
+            assert f'applied_revision="{good[:12]}"' in metrics
+            assert (site.config_dir / "api.json").read_bytes() == good_api
+            assert site.state("atlas-api.service") == "active/running"
+            assert httpx.get(f"http://127.0.0.1:{site.api}/readyz", timeout=5).status_code == 200
+        finally:
+            watch.send_signal(signal.SIGTERM)
+            out, _ = watch.communicate(timeout=60)
+        assert watch.returncode == 0, out
+    finally:
+        squatter.close()
+    history = json.loads(site.atlas("history", "--scope", "user", "--output", "json").stdout)
+    outcomes = [(h["sha"], h["outcome"]) for h in history]
+    assert (bad, "failed") in outcomes and outcomes[0] == (good, "applied")
+
+
+def wait_http(url: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        assert time.monotonic() < deadline, f"{url} never answered"
+        time.sleep(0.2)
+
+
+def test_sigkill_after_each_action_still_converges(site: Site) -> None:
+    converged(site)
+    first = git(site.work, "rev-parse", "HEAD")
+    second = site.change(
+        "environments/development/environment.yaml", "logLevel: debug", "logLevel: info"
+    )
+    dry = site.atlas(
+        "reconcile",
+        "--dry-run",
+        "--repo",
+        str(site.bare),
+        "--ref",
+        "main",
+        "--env",
+        "development",
+        "--scope",
+        "user",
+        "--output",
+        "json",
+    )
+    actions = json.loads(dry.stdout)["actions"]
+    assert len(actions) >= 8, actions  # 4 configs, 4 units, daemon-reload, restarts
+    for n in range(1, len(actions) + 1):
+        # back to the first revision, then kill the move to the second after action n
+        git(site.work, "reset", "-q", "--hard", first)
+        site.push("--force")
+        assert site.reconcile().returncode == 0
+        git(site.work, "reset", "-q", "--hard", second)
+        site.push("--force")
+        pids = {
+            u: site.pid(u)
+            for u in ("atlas-core.service", "atlas-api.service", "atlas-monitoring.service")
+        }
+        killed = site.reconcile(env={"ATLAS_DEBUG_KILL_AFTER_ACTION": str(n)})
+        assert killed.returncode == -signal.SIGKILL, (n, killed.stderr)
+        finished = site.reconcile()
+        assert finished.returncode == 0, (n, finished.stdout, finished.stderr)
+        for unit, old in pids.items():
+            assert site.pid(unit) != old, (
+                f"after a kill at action {n}, {unit} never restarted with its new config"
+            )
+            assert site.state(unit) == "active/running"
+        assert not list(site.config_dir.glob(".atlas-tmp-*")) and not list(
+            site.units_dir.glob(".atlas-tmp-*")
+        )
+        assert json.loads((site.config_dir / "api.json").read_text())["logLevel"] == "info"
+        assert site.status()["sync"] == "Synced"
+
+
+def test_hand_edits_are_detected_and_healed(site: Site) -> None:
+    converged(site)
+    unit = site.units_dir / "atlas-core.service"
+    unit.write_text(unit.read_text().replace("MemoryMax=268435456", "MemoryMax=536870912"))
+    (site.config_dir / "api.json").unlink()
+    site.manager.systemctl("stop", "atlas-monitoring.service")
+    report = site.status()
+    kinds = {(d["kind"], Path(d["target"]).name) for d in report["drift"]}
+    assert {
+        ("file-modified", "atlas-core.service"),
+        ("file-missing", "api.json"),
+        ("unit-stopped", "atlas-monitoring.service"),
+    } <= kinds
+    assert report["sync"] == "OutOfSync"
+    done = site.reconcile()
+    assert done.returncode == 0, done.stderr
+    assert "MemoryMax=268435456" in unit.read_text()
+    assert (site.config_dir / "api.json").exists()
+    assert site.state("atlas-monitoring.service") == "active/running"
+    assert site.status()["drift"] == []
+
+
+def test_two_concurrent_reconciles(site: Site) -> None:
+    converged(site)
+    site.change("base/sources.yaml", "interval: 1h", "interval: 2h")
+    args = [
+        sys.executable,
+        "-m",
+        "atlas",
+        "reconcile",
+        "--once",
+        "--repo",
+        str(site.bare),
+        "--ref",
+        "main",
+        "--env",
+        "development",
+        "--scope",
+        "user",
+    ]
+    procs = [
+        subprocess.Popen(
+            args, env=site.manager.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        for _ in range(2)
+    ]
+    results = [(p.wait(timeout=180), *p.communicate()) for p in procs]
+    codes = sorted(code for code, _, _ in results)
+    assert codes in ([0, 0], [0, 1]), results
+    for code, _, err in results:
+        if code == 1:
+            assert "another reconcile (PID" in err and "was left alone" in err
+    assert site.status()["sync"] == "Synced"
+    waited = site.atlas(
+        "reconcile",
+        "--once",
+        "--repo",
+        str(site.bare),
+        "--ref",
+        "main",
+        "--env",
+        "development",
+        "--scope",
+        "user",
+        "--wait",
+        "120",
+    )
+    assert waited.returncode == 0
+
+
+def test_an_invalid_commit_changes_nothing(site: Site) -> None:
+    good = converged(site)
+    files = {p: p.read_bytes() for p in site.config_dir.glob("*") if p.is_file()}
+    pids = {u: site.pid(u) for u in ("atlas-core.service", "atlas-api.service")}
+    bad = site.change("base/sources.yaml", "interval: 1h", "interval: whenever")
+    done = site.reconcile()
+    assert done.returncode == 1
+    assert "spec.interval" in done.stdout + done.stderr
+    assert {p: p.read_bytes() for p in site.config_dir.glob("*") if p.is_file()} == files
+    assert {u: site.pid(u) for u in pids} == pids
+    report = site.status()
+    assert report["sync"] == "Failed"
+    assert report["last_attempt"]["sha"] == bad and report["last_attempt"]["outcome"] == "invalid"
+    assert report["applied_revision"]["sha"] == good
+
+
+def test_a_wrongly_signed_webhook_changes_nothing(site: Site) -> None:
+    """The repository is a file:// URL: no refs watcher, so only the webhook can wake the loop."""
+    from reconciler.server import signature
+
+    url = f"file://{site.bare}"
+    first = site.atlas(
+        "reconcile",
+        "--once",
+        "--repo",
+        url,
+        "--ref",
+        "main",
+        "--env",
+        "development",
+        "--scope",
+        "user",
+    )
+    assert first.returncode == 0, first.stderr
+    secret = "e2e-hook-secret"
+    watch = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "atlas",
+            "reconcile",
+            "--watch",
+            "--repo",
+            url,
+            "--ref",
+            "main",
+            "--env",
+            "development",
+            "--scope",
+            "user",
+            "--interval",
+            "1h",
+            "--webhook-secret-env",
+            "HOOK_SECRET",
+            "--metrics-addr",
+            f"127.0.0.1:{site.reconciler}",
+        ],
+        env={**site.manager.env, "HOOK_SECRET": secret},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        wait_http(f"http://127.0.0.1:{site.reconciler}/healthz")
+        time.sleep(1)
+        pid = site.pid("atlas-core.service")
+        site.change("base/sources.yaml", "interval: 1h", "interval: 3h")
+        hook = f"http://127.0.0.1:{site.reconciler}/hooks/git"
+        body = b'{"ref": "refs/heads/main"}'
+        for headers in ({}, {"X-Atlas-Signature": signature(b"not the secret", body)}):
+            assert httpx.post(hook, content=body, headers=headers).status_code == 401
+        time.sleep(3)
+        assert site.pid("atlas-core.service") == pid, "a refused push must change nothing"
+        assert (
+            httpx.post(
+                hook, content=body, headers={"X-Atlas-Signature": signature(secret.encode(), body)}
+            ).status_code
+            == 202
+        )
+        deadline = time.monotonic() + 60
+        while site.pid("atlas-core.service") == pid:
+            assert time.monotonic() < deadline, "a signed push did not trigger a reconcile"
+            time.sleep(0.2)
+    finally:
+        watch.send_signal(signal.SIGTERM)
+        watch.communicate(timeout=60)
