@@ -8,7 +8,7 @@ its only I/O.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -31,6 +31,24 @@ class KeyRingSecrets:
 
     def open(self, env: str, name: str, token: str) -> SecretValue:
         return self.keyring.decrypt(env, name, token)
+
+
+class KeyFileSecrets:
+    """Reads the key file when the first secret is needed, so its errors name that secret."""
+
+    def __init__(self, load: Callable[[], KeyRing]) -> None:
+        self._load = load
+        self._keyring: KeyRing | None = None
+
+    def open(self, env: str, name: str, token: str) -> SecretValue:
+        if self._keyring is None:
+            try:
+                self._keyring = self._load()
+            except SecretsError as exc:
+                raise SecretsError(
+                    f"environment {env!r}: cannot decrypt secret {name!r}: {exc}"
+                ) from exc
+        return self._keyring.decrypt(env, name, token)
 
 
 class SealedSecrets:
