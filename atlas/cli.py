@@ -24,6 +24,7 @@ COMMAND_MODULES = (
     "atlas.commands.manifests",
     "atlas.commands.reconcile",
     "atlas.commands.secrets",
+    "atlas.commands.migrate",
 )
 
 EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
