@@ -24,8 +24,10 @@ from typing import Any
 import jsonschema
 from referencing import Registry, Resource
 
+from reconciler import settingsrules
 from reconciler.errors import Problem
 from reconciler.load import Document, Limits, Mark, PathKey, RepoDocuments
+from reconciler.migrate import SUPERSEDED
 from reconciler.resources import SCHEMA_DIR
 
 API_VERSION = "atlas/v1"
@@ -40,8 +42,8 @@ KIND_SCHEMAS = {
 }
 # Kinds that exist once per environment and only in environments/<env>/.
 ENVIRONMENT_ONLY_KINDS = ("Environment", "Secrets")
-# Older apiVersions we know of, and what to tell the operator about them.
-SUPERSEDED_API_VERSIONS: dict[str, str] = {}
+# Older apiVersions we know of, and what to tell the operator about them (migrate.py).
+SUPERSEDED_API_VERSIONS: dict[str, str] = dict(SUPERSEDED)
 
 _NAME = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 _SELECTOR = re.compile(r"^(?P<name>[a-zA-Z_:][a-zA-Z0-9_:]*)(\{(?P<matchers>.*)\})?$", re.S)
@@ -181,6 +183,10 @@ def _explain(manifest: Manifest, error: jsonschema.ValidationError) -> list[Prob
         hint = ""
         if isinstance(instance, bool) and {"no", "yes", "on", "off"} & set(value):
             hint = " (YAML reads a bare yes/no/on/off as true/false: quote it)"
+        elif isinstance(instance, str):
+            close = [o for o in value if isinstance(o, str) and o.startswith(instance.lower())]
+            if len(close) == 1 and close[0] != instance:
+                hint = f" (did you mean {close[0]}?)"
         return [
             manifest.problem(
                 path, f"{where}: expected one of {options}; got {_show(instance)}{hint}"
@@ -541,6 +547,10 @@ def _reference_problems(
         )
     if environment is not None:
         problems.extend(_port_problems(environment))
+        problems.extend(
+            environment.problem(path, message)
+            for path, message in settingsrules.problems(environment.spec)
+        )
     return problems
 
 
