@@ -232,8 +232,16 @@ class _Dumper(yaml.SafeDumper):
     """Writes values of several lines as literal blocks."""
 
 
+def _plain_enough(text: str) -> bool:
+    """True when YAML reads ``text`` back as written outside double quotes."""
+    return all(c == "\n" or (c.isprintable() and c not in "\x85\u2028\u2029\ufeff") for c in text)
+
+
 def _represent_str(dumper: yaml.SafeDumper, data: str) -> yaml.Node:
-    style = "|" if "\n" in data else None
+    if not _plain_enough(data):
+        style: str | None = '"'  # escapes for line separators and control characters
+    else:
+        style = "|" if "\n" in data else None
     return dumper.represent_scalar("tag:yaml.org,2002:str", data, style=style)
 
 
