@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import sys
 from dataclasses import dataclass
-
-import pytest
 
 from atlas.cli import main
 
@@ -23,22 +22,27 @@ class Result:
 
 
 class Atlas:
-    """``atlas(*argv, stdin=b"")`` → Result; every result is kept in ``history``."""
+    """``atlas(*argv, stdin=b"")`` → Result; every result is kept in ``history``.
 
-    def __init__(self, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch):
-        self.capsys = capsys
-        self.monkeypatch = monkeypatch
+    Works in any fixture scope: output is captured by redirecting sys.stdout/stderr.
+    """
+
+    def __init__(self) -> None:
         self.history: list[tuple[tuple[str, ...], Result]] = []
 
     def __call__(self, *argv: object, stdin: bytes = b"") -> Result:
         args = tuple(str(a) for a in argv)
-        self.capsys.readouterr()
-        self.monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(stdin)))
+        out, err = io.StringIO(), io.StringIO()
+        saved = sys.stdin
+        sys.stdin = io.TextIOWrapper(io.BytesIO(stdin))
         try:
-            code = main(list(args))
-        except SystemExit as exc:  # argparse usage errors
-            code = int(exc.code or 0)
-        captured = self.capsys.readouterr()
-        result = Result(code, captured.out, captured.err)
+            with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+                try:
+                    code = main(list(args))
+                except SystemExit as exc:  # argparse usage errors
+                    code = int(exc.code or 0)
+        finally:
+            sys.stdin = saved
+        result = Result(code, out.getvalue(), err.getvalue())
         self.history.append((args, result))
         return result

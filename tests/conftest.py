@@ -79,8 +79,8 @@ def no_key_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
-def atlas(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, no_key_env: None):
+def atlas(no_key_env: None):
     """Runs ``atlas`` in-process: ``atlas("secrets", "list", "staging", stdin=b"")``."""
     from tests.cli import Atlas
 
-    return Atlas(capsys, monkeypatch)
+    return Atlas()
