@@ -426,14 +426,18 @@ def _reference_problems(
     environment = next((m for m in valid if m.kind == "Environment"), None)
 
     secret_names: set[str] | None = None
-    secrets_doc_name = environment.spec.get("secrets") if environment else None
+    # The Secrets document is found even when the Environment has other problems, so
+    # a bad port does not also produce "no Secrets document" for every secret reference.
+    named = next((m for m in every if m.kind == "Environment" and m.name == env), None)
+    wanted = named.spec.get("secrets") if named else None
+    secrets_doc_name = wanted if isinstance(wanted, str) else None
     secrets_docs = [m for m in every if m.kind == "Secrets"]
     if secrets_doc_name:
         doc = next((m for m in secrets_docs if m.name == secrets_doc_name), None)
         if doc is None:
-            assert environment is not None
+            assert named is not None
             problems.append(
-                environment.problem(
+                named.problem(
                     ("spec", "secrets"),
                     f"spec.secrets: no Secrets document named {secrets_doc_name!r} "
                     f"in environments/{env}/",
