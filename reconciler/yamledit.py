@@ -98,12 +98,13 @@ def guess_indent(text: str) -> tuple[int, int, int]:
 
 
 def _split_ends(text: str) -> tuple[str, str, str]:
-    """(head, body, tail): lines before an explicit first '---' and from a final '...'."""
+    """(head, body, tail): lines up to an explicit first '---' (comments and directives
+    included) and from a final '...'."""
     lines = text.splitlines(keepends=True)
     head_end = 0
     for i, line in enumerate(lines):
         stripped = line.strip()
-        if not stripped or stripped.startswith("#"):
+        if not stripped or stripped.startswith(("#", "%")):  # comments, directives
             continue
         if _DOC_START.match(line.rstrip("\n")):
             head_end = i + 1

@@ -87,8 +87,8 @@ def migrate(args: argparse.Namespace) -> int:
                     difflib.unified_diff(
                         r.before.splitlines(keepends=True),
                         r.after.splitlines(keepends=True),
-                        fromfile=f"a/{r.rel}",
-                        tofile=f"b/{r.rel}",
+                        fromfile=r.rel,
+                        tofile=f"{r.rel} (migrated)",
                     )
                 )
         verb = "would be migrated" if args.dry_run else "migrated"
