@@ -117,7 +117,16 @@ def _secrets(
             f"environment {env!r} needs its secrets key to decrypt {names}: pass --key-file, "
             "set ATLAS_SECRETS_KEY_FILE, or create the default key file (atlas secrets keygen)"
         )
-    return {name: source.open(env, name, tokens[name]) for name in sorted(refs)}
+    values = {}
+    for name in sorted(refs):
+        try:
+            values[name] = source.open(env, name, tokens[name])
+        except SecretsError as exc:
+            if doc is None:
+                raise
+            file, line = doc.mark(("spec", "data", name))
+            raise SecretsError(f"{file}:{line}: {doc.ref}: {exc}") from exc
+    return values
 
 
 def _seconds(value: Any, default: str) -> float:

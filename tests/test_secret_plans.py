@@ -304,6 +304,10 @@ def test_reconcile_with_a_bad_key_names_the_secret_and_changes_nothing(
     wrong = atlas(*common, "--key-file", example_keys["staging"])
     assert wrong.code == 1
     assert "environment 'production': secret " in wrong.err and "wrong" in wrong.err
+    assert (
+        "environments/production/secrets.yaml:9: Secrets/production-secrets: environment "
+        "'production': secret 'chat_webhook_url': cannot be decrypted"
+    ) in wrong.err
     os.chmod(example_keys["production"], 0o644)
     loose = atlas(*common, "--key-file", example_keys["production"])
     assert loose.code == 1 and "readable by others" in loose.err
