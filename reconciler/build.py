@@ -8,7 +8,7 @@ its only I/O.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -31,6 +31,24 @@ class KeyRingSecrets:
 
     def open(self, env: str, name: str, token: str) -> SecretValue:
         return self.keyring.decrypt(env, name, token)
+
+
+class KeyFileSecrets:
+    """Reads the key file when the first secret is needed, so its errors name that secret."""
+
+    def __init__(self, load: Callable[[], KeyRing]) -> None:
+        self._load = load
+        self._keyring: KeyRing | None = None
+
+    def open(self, env: str, name: str, token: str) -> SecretValue:
+        if self._keyring is None:
+            try:
+                self._keyring = self._load()
+            except SecretsError as exc:
+                raise SecretsError(
+                    f"environment {env!r}: cannot decrypt secret {name!r}: {exc}"
+                ) from exc
+        return self._keyring.decrypt(env, name, token)
 
 
 class SealedSecrets:
@@ -99,7 +117,16 @@ def _secrets(
             f"environment {env!r} needs its secrets key to decrypt {names}: pass --key-file, "
             "set ATLAS_SECRETS_KEY_FILE, or create the default key file (atlas secrets keygen)"
         )
-    return {name: source.open(env, name, tokens[name]) for name in sorted(refs)}
+    values = {}
+    for name in sorted(refs):
+        try:
+            values[name] = source.open(env, name, tokens[name])
+        except SecretsError as exc:
+            if doc is None:
+                raise
+            file, line = doc.mark(("spec", "data", name))
+            raise SecretsError(f"{file}:{line}: {doc.ref}: {exc}") from exc
+    return values
 
 
 def _seconds(value: Any, default: str) -> float:

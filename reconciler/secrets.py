@@ -7,21 +7,31 @@ key decrypts, which is how rotation works. A key file that group or others can r
 is refused.
 
 Decrypted values travel as ``SecretValue``, whose ``repr``/``str`` never show the
-value; only ``reveal()`` does, and only the env-file renderer calls it.
+value; only ``reveal()`` does, and only the env-file renderer and ``atlas secrets
+get``/``edit`` call it. ``KeyRing`` never shows its keys either.
 
-Keyed digests (HMAC-SHA256 under a key derived from the key file) let the planner
-say "secret smtp_password changed" without storing or comparing plaintext hashes.
+Keyed digests (HMAC-SHA256) let the planner say "secret smtp_password changed"
+without storing or comparing plaintext hashes. Their key is derived from the *last*
+key of the file, so rotation (which prepends a key) keeps digests and plans stable;
+once a rotation has happened the key file also carries that digest key on a
+``digest-key:`` line, so dropping the old Fernet key keeps them stable too.
 When no key is available (a pull-request plan), ``sealed`` values stand in: their
 digest is taken over the public ciphertext, which changes whenever the value is set.
+
+Errors are ``SecretsError``; they name the environment, the secret and the key file,
+never a value or a key.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import hmac
 import os
+import re
 import stat
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
@@ -31,6 +41,12 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from reconciler.errors import SecretsError
 
 _SEPARATOR = b"\x00"
+_DIGEST_KEY_PREFIX = "digest-key:"
+_TOKEN_TEXT = re.compile(r"^[A-Za-z0-9_-]+=*$")
+# version (1) + timestamp (8) + IV (16) + at least one AES block (16) + HMAC (32)
+_TOKEN_MIN_BYTES = 1 + 8 + 16 + 16 + 32
+_TOKEN_OVERHEAD = 1 + 8 + 16 + 32
+SECRET_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 
 
 class SecretValue:
@@ -59,12 +75,48 @@ class SecretValue:
     __str__ = __repr__
 
 
+# --------------------------------------------------------------------------- tokens
+
+
+def token_bytes(token: str) -> bytes | None:
+    """The decoded bytes of a well-formed Fernet token, or None (corrupted or truncated)."""
+    if not isinstance(token, str) or not _TOKEN_TEXT.match(token):
+        return None
+    try:
+        raw = base64.urlsafe_b64decode(token.encode("ascii"))
+    except (binascii.Error, ValueError):
+        return None
+    if len(raw) < _TOKEN_MIN_BYTES or raw[0] != 0x80 or (len(raw) - _TOKEN_OVERHEAD) % 16:
+        return None
+    return raw
+
+
+def token_time(token: str) -> int | None:
+    """When a token was made (Unix seconds, from the token itself); None when malformed.
+
+    Fernet tokens carry their creation time in clear; rotation keeps it, so this is
+    when the value was last set.
+    """
+    raw = token_bytes(token)
+    return int.from_bytes(raw[1:9], "big") if raw is not None else None
+
+
+def fingerprint(token: str) -> str:
+    """A short public fingerprint of a token (of the ciphertext, not of the value)."""
+    return hashlib.sha256(token.encode("utf-8", "replace")).hexdigest()[:12]
+
+
+# --------------------------------------------------------------------------- keys
+
+
 @dataclass(frozen=True)
 class KeyRing:
-    """The keys of one environment; the first encrypts."""
+    """The keys of one environment; the first encrypts. Its repr never shows a key."""
 
-    keys: tuple[bytes, ...]
+    keys: tuple[bytes, ...] = field(repr=False)
     source: str  # where the keys came from, for messages (never the keys)
+    # The HMAC key of digests when the key file names one (after a rotation).
+    stored_digest_key: bytes | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         if not self.keys:
@@ -79,37 +131,69 @@ class KeyRing:
         return self._fernet.encrypt(plain).decode("ascii")
 
     def decrypt(self, env: str, name: str, token: str) -> SecretValue:
+        """The value of ``name``; SecretsError naming env and secret when it cannot be read."""
+        where = f"environment {env!r}: secret {name!r}"
+        if token_bytes(token) is None:
+            raise SecretsError(
+                f"{where}: the encrypted value is corrupted or truncated (not a whole "
+                "Fernet token); set it again with `atlas secrets set`"
+            )
         try:
             plain = self._fernet.decrypt(token.encode("ascii"))
         except (InvalidToken, ValueError, UnicodeEncodeError) as exc:
             raise SecretsError(
-                f"environment {env!r}: secret {name!r} cannot be decrypted with the keys in "
-                f"{self.source}: wrong key, or the token is corrupted or truncated"
+                f"{where}: cannot be decrypted with the keys in {self.source}: the key is "
+                "wrong for this environment, or the encrypted value was altered"
             ) from exc
         bound, sep, value = plain.partition(_SEPARATOR)
         if not sep or bound != name.encode():
-            raise SecretsError(
-                f"environment {env!r}: secret {name!r} holds a value encrypted for another "
-                "name; set it again with `atlas secrets set`"
+            other = bound.decode("utf-8", "replace") if sep else ""
+            detail = (
+                f"holds the value encrypted for secret {other!r}"
+                if sep and SECRET_NAME.match(other)
+                else "holds a value encrypted for another name"
             )
-        text = value.decode("utf-8")
+            raise SecretsError(
+                f"{where}: {detail} (copied under another name?); "
+                "set it again with `atlas secrets set`"
+            )
+        try:
+            text = value.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise SecretsError(f"{where}: the decrypted value is not UTF-8 text") from exc
         return SecretValue(name, text, self.digest(name, text))
 
+    def opens(self, token: str) -> bool:
+        """True when one of the keys authenticates ``token`` (whatever name it is bound to)."""
+        try:
+            self._fernet.decrypt(token.encode("ascii"))
+        except (InvalidToken, ValueError, UnicodeEncodeError):
+            return False
+        return True
+
     def rotate(self, token: str) -> str:
-        """Re-encrypt ``token`` under the primary key (name binding is kept)."""
+        """Re-encrypt ``token`` under the primary key (name binding and timestamp are kept)."""
         return self._fernet.rotate(token.encode("ascii")).decode("ascii")
 
     def digest(self, name: str, value: str) -> str:
-        mac = hmac.new(
-            self._digest_key(), name.encode() + _SEPARATOR + value.encode(), hashlib.sha256
-        )
+        mac = hmac.new(self.digest_key, name.encode() + _SEPARATOR + value.encode(), hashlib.sha256)
         return "hmac-sha256:" + mac.hexdigest()[:32]
 
-    def _digest_key(self) -> bytes:
-        # Derived from the *last* key so that rotation (which prepends a new key)
-        # keeps digests, and with them plans, stable.
+    @property
+    def digest_key(self) -> bytes:
+        """The HMAC key of digests: stored in the key file, or derived from the last key."""
+        if self.stored_digest_key is not None:
+            return self.stored_digest_key
         hkdf = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=b"atlas secret digest")
         return hkdf.derive(self.keys[-1])
+
+    def with_primary(self, key: str) -> KeyRing:
+        """This ring with ``key`` put first (it encrypts from now on); digests unchanged."""
+        return KeyRing((key.encode("ascii"), *self.keys), self.source, self.digest_key)
+
+    def primary_only(self) -> KeyRing:
+        """This ring without its older keys; digests unchanged."""
+        return KeyRing(self.keys[:1], self.source, self.digest_key)
 
 
 def sealed(name: str, token: str) -> SecretValue:
@@ -125,9 +209,22 @@ def generate_key() -> str:
 
 def parse_keys(text: str, source: str) -> KeyRing:
     keys = []
+    digest_key: bytes | None = None
     for number, raw in enumerate(text.splitlines(), 1):
         line = raw.strip()
         if not line or line.startswith("#"):
+            continue
+        if line.startswith(_DIGEST_KEY_PREFIX):
+            try:
+                digest_key = base64.urlsafe_b64decode(
+                    line[len(_DIGEST_KEY_PREFIX) :].strip().encode("ascii")
+                )
+            except (binascii.Error, ValueError) as exc:
+                raise SecretsError(
+                    f"{source}:{number}: not a digest key (url-safe base64)"
+                ) from exc
+            if len(digest_key) != 32:
+                raise SecretsError(f"{source}:{number}: a digest key has 32 bytes")
             continue
         try:
             Fernet(line.encode("ascii"))
@@ -136,11 +233,24 @@ def parse_keys(text: str, source: str) -> KeyRing:
                 f"{source}:{number}: not a Fernet key (32 url-safe base64 bytes)"
             ) from exc
         keys.append(line.encode("ascii"))
-    return KeyRing(tuple(keys), source)
+    return KeyRing(tuple(keys), source, digest_key)
 
 
-def load_key_file(path: Path) -> KeyRing:
-    """Read a key file, refusing one that group or others may read."""
+def format_keys(ring: KeyRing) -> str:
+    """The text of a key file holding ``ring`` (its digest key included)."""
+    lines = [
+        "# Atlas secrets keys: the first encrypts, all decrypt. Keep out of git.",
+        *(k.decode("ascii") for k in ring.keys),
+    ]
+    if len(ring.keys) > 1 or ring.stored_digest_key is not None:
+        lines.append(
+            _DIGEST_KEY_PREFIX + " " + base64.urlsafe_b64encode(ring.digest_key).decode("ascii")
+        )
+    return "\n".join(lines) + "\n"
+
+
+def check_key_file_mode(path: Path) -> None:
+    """Refuse a key file that group or others may read or write."""
     try:
         info = path.stat()
     except FileNotFoundError as exc:
@@ -152,6 +262,11 @@ def load_key_file(path: Path) -> KeyRing:
             f"key file {path} is readable by others (mode {stat.S_IMODE(info.st_mode):04o}); "
             f"run: chmod 600 {path}"
         )
+
+
+def load_key_file(path: Path) -> KeyRing:
+    """Read a key file, refusing one that group or others may read."""
+    check_key_file_mode(path)
     try:
         text = path.read_text(encoding="ascii")
     except (OSError, UnicodeDecodeError) as exc:
@@ -159,21 +274,30 @@ def load_key_file(path: Path) -> KeyRing:
     return parse_keys(text, str(path))
 
 
-def write_key_file(path: Path, keys: list[str]) -> None:
-    """Create or replace a key file with mode 0600, atomically."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+def write_key_file(path: Path, keys: list[str] | KeyRing) -> None:
+    """Create or replace a key file with mode 0600, atomically (its folder made 0700)."""
+    ring = (
+        keys
+        if isinstance(keys, KeyRing)
+        else KeyRing(tuple(k.encode("ascii") for k in keys), str(path))
+    )
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     try:
-        with os.fdopen(fd, "w", encoding="ascii") as fh:
-            fh.write("# Atlas secrets keys: the first encrypts, all decrypt. Keep out of git.\n")
-            fh.write("".join(k + "\n" for k in keys))
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
+        if not path.parent.exists():
+            path.parent.mkdir(mode=0o700, parents=True)
         tmp.unlink(missing_ok=True)
-        raise
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        try:
+            with os.fdopen(fd, "w", encoding="ascii") as fh:
+                fh.write(format_keys(ring))
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+    except OSError as exc:
+        raise SecretsError(f"key file {path} cannot be written: {exc.strerror}") from exc
 
 
 def default_key_file(config_dir: Path, env: str) -> Path:

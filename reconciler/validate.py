@@ -23,8 +23,10 @@ from typing import Any
 
 import jsonschema
 
+from reconciler import settingsrules
 from reconciler.errors import Problem
 from reconciler.load import Document, Limits, Mark, PathKey, RepoDocuments
+from reconciler.migrate import SUPERSEDED
 from reconciler.resources import SCHEMA_DIR
 
 API_VERSION = "atlas/v1"
@@ -39,8 +41,8 @@ KIND_SCHEMAS = {
 }
 # Kinds that exist once per environment and only in environments/<env>/.
 ENVIRONMENT_ONLY_KINDS = ("Environment", "Secrets")
-# Older apiVersions we know of, and what to tell the operator about them.
-SUPERSEDED_API_VERSIONS: dict[str, str] = {}
+# Older apiVersions we know of, and what to tell the operator about them (migrate.py).
+SUPERSEDED_API_VERSIONS: dict[str, str] = dict(SUPERSEDED)
 
 _NAME = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 _SELECTOR = re.compile(r"^(?P<name>[a-zA-Z_:][a-zA-Z0-9_:]*)(\{(?P<matchers>.*)\})?$", re.S)
@@ -193,6 +195,10 @@ def _explain(manifest: Manifest, error: jsonschema.ValidationError) -> list[Prob
         hint = ""
         if isinstance(instance, bool) and {"no", "yes", "on", "off"} & set(value):
             hint = " (YAML reads a bare yes/no/on/off as true/false: quote it)"
+        elif isinstance(instance, str):
+            close = [o for o in value if isinstance(o, str) and o.startswith(instance.lower())]
+            if len(close) == 1 and close[0] != instance:
+                hint = f" (did you mean {close[0]}?)"
         return [
             manifest.problem(
                 path, f"{where}: expected one of {options}; got {_show(instance)}{hint}"
@@ -432,14 +438,18 @@ def _reference_problems(
     environment = next((m for m in valid if m.kind == "Environment"), None)
 
     secret_names: set[str] | None = None
-    secrets_doc_name = environment.spec.get("secrets") if environment else None
+    # The Secrets document is found even when the Environment has other problems, so
+    # a bad port does not also produce "no Secrets document" for every secret reference.
+    named = next((m for m in every if m.kind == "Environment" and m.name == env), None)
+    wanted = named.spec.get("secrets") if named else None
+    secrets_doc_name = wanted if isinstance(wanted, str) else None
     secrets_docs = [m for m in every if m.kind == "Secrets"]
     if secrets_doc_name:
         doc = next((m for m in secrets_docs if m.name == secrets_doc_name), None)
         if doc is None:
-            assert environment is not None
+            assert named is not None
             problems.append(
-                environment.problem(
+                named.problem(
                     ("spec", "secrets"),
                     f"spec.secrets: no Secrets document named {secrets_doc_name!r} "
                     f"in environments/{env}/",
@@ -556,6 +566,10 @@ def _reference_problems(
         core = components.get("core")
         if core is not None:
             problems.extend(_replica_port_problems(environment, core))
+        problems.extend(
+            environment.problem(path, message)
+            for path, message in settingsrules.problems(environment.spec)
+        )
     return problems
 
 

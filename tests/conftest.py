@@ -75,3 +75,31 @@ def remote(tmp_path: Path) -> tuple[Path, Path]:
     git(work, "remote", "add", "origin", str(bare))
     git(work, "push", "-q", "origin", "main")
     return bare, work
+
+
+def example_values(keys: dict[str, Path]) -> dict[str, dict[str, str]]:
+    """The decrypted values of the example manifests' secrets: environment → name → value."""
+    import yaml
+
+    from reconciler.secrets import load_key_file
+
+    out: dict[str, dict[str, str]] = {}
+    for env, key in keys.items():
+        ring = load_key_file(key)
+        doc = yaml.safe_load((EXAMPLE / "environments" / env / "secrets.yaml").read_text())
+        out[env] = {n: ring.decrypt(env, n, t).reveal() for n, t in doc["spec"]["data"].items()}
+    return out
+
+
+@pytest.fixture
+def no_key_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No ATLAS_SECRETS_KEY_FILE from the caller's environment."""
+    monkeypatch.delenv("ATLAS_SECRETS_KEY_FILE", raising=False)
+
+
+@pytest.fixture
+def atlas(no_key_env: None):
+    """Runs ``atlas`` in-process: ``atlas("secrets", "list", "staging", stdin=b"")``."""
+    from tests.cli import Atlas
+
+    return Atlas()

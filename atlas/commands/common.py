@@ -6,13 +6,14 @@ import argparse
 import json
 import os
 import sys
+from pathlib import Path
 from typing import Any
 
 from atlas.cli import scope_of
-from reconciler.build import KeyRingSecrets, SecretsSource
+from reconciler.build import KeyFileSecrets, SecretsSource
 from reconciler.paths import HostLayout, Scope, host_layout
 from reconciler.render import HostFacts, RenderContext
-from reconciler.secrets import open_keyring
+from reconciler.secrets import find_key_file, load_key_file
 
 
 def layout_of(args: argparse.Namespace) -> HostLayout:
@@ -30,14 +31,25 @@ def render_context(
     return RenderContext(layout, facts(), invocation)
 
 
-def secrets_source(args: argparse.Namespace, layout: HostLayout, env: str) -> SecretsSource | None:
-    keyring = open_keyring(
+def key_file_of(args: argparse.Namespace, layout: HostLayout, env: str) -> tuple[Path, bool]:
+    """(the environment's key file, chosen explicitly): --key-file, the variable, the default."""
+    return find_key_file(
         env,
         getattr(args, "key_file", None),
         os.environ.get("ATLAS_SECRETS_KEY_FILE"),
         layout.on_disk(layout.config_dir),
     )
-    return KeyRingSecrets(keyring) if keyring else None
+
+
+def secrets_source(args: argparse.Namespace, layout: HostLayout, env: str) -> SecretsSource | None:
+    """Decrypts with the environment's key file, read when a secret is first needed.
+
+    None when no key file was named and the default one does not exist (a keyless plan).
+    """
+    path, chosen = key_file_of(args, layout, env)
+    if not chosen and not path.exists():
+        return None
+    return KeyFileSecrets(lambda: load_key_file(path))
 
 
 def print_json(value: Any) -> None:
