@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from reconciler.inventory import InventoryFile, unit_entry
+from reconciler.inventory import file_entry, unit_entry
 from reconciler.paths import HostLayout
 from reconciler.plan import (
     Action,
@@ -98,7 +98,7 @@ def remove_stray_temp_files(layout: HostLayout, rendered: Rendered) -> list[Path
 def action_record(action: Action) -> dict[str, Any]:
     """How an action is journaled: its verb and target, never file contents."""
     record = action.as_dict()
-    if isinstance(action, WriteFile):
+    if isinstance(action, WriteFile) and not action.file.sensitive:
         record["sha256"] = action.file.sha256
     if isinstance(action, UnitAction):
         record["component"] = action.component
@@ -213,9 +213,7 @@ class Applier:
     def _run(self, action: Action, units: dict[str, UnitSpec], result: ApplyResult) -> None:
         if isinstance(action, WriteFile):
             f = action.file
-            self.store.record_file(
-                InventoryFile(f.path, f.sha256, f.mode, f.kind, f.component, dict(f.secret_digests))
-            )
+            self.store.record_file(file_entry(f, self.store.host_key))
             write_atomic(self.layout.on_disk(f.path), f.content, f.mode)
         elif isinstance(action, RemoveFile):
             self.layout.on_disk(action.path).unlink(missing_ok=True)

@@ -1,17 +1,16 @@
 """Drift: how the host differs from what Atlas last applied. Pure.
 
-The inventory records the sha256 and mode of every file Atlas wrote and the units it
+The inventory records a digest and the mode of every file Atlas wrote and the units it
 runs, so drift is found without re-rendering anything (and without the secrets key):
 a file edited, removed or re-moded by hand, a unit stopped, failed or disabled.
 """
 
 from __future__ import annotations
 
-import hashlib
 from collections import Counter
 from dataclasses import dataclass
 
-from reconciler.inventory import Inventory
+from reconciler.inventory import Inventory, content_digest
 from reconciler.observe import Observed
 
 DRIFT_KINDS = (
@@ -34,13 +33,13 @@ class DriftItem:
         return {"kind": self.kind, "target": self.target, "detail": self.detail}
 
 
-def detect(inventory: Inventory, observed: Observed) -> list[DriftItem]:
+def detect(inventory: Inventory, observed: Observed, host_key: bytes) -> list[DriftItem]:
     items: list[DriftItem] = []
     for path, entry in sorted(inventory.files.items()):
         obs = observed.file(path)
         if not obs.exists:
             items.append(DriftItem("file-missing", str(path), "removed from the host"))
-        elif hashlib.sha256(obs.content or b"").hexdigest() != entry.sha256:
+        elif content_digest(obs.content or b"", entry.kind, host_key) != entry.sha256:
             items.append(
                 DriftItem("file-modified", str(path), "content differs from what Atlas wrote")
             )

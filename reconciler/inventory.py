@@ -7,17 +7,21 @@ create are never touched. Env files are listed with keyed digests of their secre
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 
-from reconciler.render import Rendered, UnitSpec
+from reconciler.render import DesiredFile, Rendered, UnitSpec
+
+SENSITIVE_KINDS = frozenset({"env"})
 
 
 @dataclass(frozen=True)
 class InventoryFile:
     path: PurePosixPath
-    sha256: str
+    sha256: str  # content_digest(): sha256 hex, or an HMAC under the host key for env files
     mode: int
     kind: str  # unit | config | env
     component: str
@@ -40,15 +44,10 @@ class Inventory:
     units: Mapping[str, InventoryUnit] = field(default_factory=dict)
 
     @staticmethod
-    def of(rendered: Rendered) -> Inventory:
+    def of(rendered: Rendered, host_key: bytes) -> Inventory:
         """The inventory a host has once ``rendered`` is applied."""
         return Inventory(
-            files={
-                f.path: InventoryFile(
-                    f.path, f.sha256, f.mode, f.kind, f.component, dict(f.secret_digests)
-                )
-                for f in rendered.files
-            },
+            files={f.path: file_entry(f, host_key) for f in rendered.files},
             units={u.name: unit_entry(u) for u in rendered.units},
         )
 
@@ -60,4 +59,27 @@ class Inventory:
 def unit_entry(u: UnitSpec) -> InventoryUnit:
     return InventoryUnit(
         u.name, u.component, u.file, u.start, u.enable, u.probe.url if u.probe else None
+    )
+
+
+def content_digest(content: bytes, kind: str, host_key: bytes) -> str:
+    """What the inventory remembers of a file's content.
+
+    A plain SHA-256 for configs and units; for env files, which hold secret values,
+    an HMAC under the host's own key, so the state database offers nothing to
+    brute-force a weak secret against.
+    """
+    if kind in SENSITIVE_KINDS:
+        return "hmac-sha256:" + hmac.new(host_key, content, hashlib.sha256).hexdigest()
+    return hashlib.sha256(content).hexdigest()
+
+
+def file_entry(f: DesiredFile, host_key: bytes) -> InventoryFile:
+    return InventoryFile(
+        f.path,
+        content_digest(f.content, f.kind, host_key),
+        f.mode,
+        f.kind,
+        f.component,
+        dict(f.secret_digests),
     )

@@ -299,7 +299,7 @@ class Reconciler:
         inventory = self.store.inventory()
         plan, observed = pipeline.plan_for(prepared, self.ctx, inventory, self.runtime)
         plan = carried_over(plan, [record for _, _, record in pending], prepared.rendered)
-        drift = [] if new else detect(inventory, observed)
+        drift = [] if new else detect(inventory, observed, self.store.host_key)
         self.metrics.set_drift(by_kind(drift))
         desired = self.store.get("desired_revision", {}).get("sha", revision.sha)
         if plan.empty:
@@ -451,4 +451,4 @@ def observe_for_status(
     """The host as ``atlas status`` shows it: inventory paths and units, and drift."""
     inventory = store.inventory()
     observed = observe(layout, Rendered((), (), ()), inventory, runtime)
-    return observed, detect(inventory, observed)
+    return observed, detect(inventory, observed, store.host_key)

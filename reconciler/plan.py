@@ -235,7 +235,7 @@ def plan(
             writes.append(WriteFile(reason, f, created=True))
         elif obs.content == f.content:
             writes.append(WriteFile(f"mode {obs.mode or 0:04o} → {f.mode:04o}", f))
-        elif known is not None and known.sha256 == f.sha256:
+        elif known is not None and not f.sensitive and known.sha256 == f.sha256:
             writes.append(WriteFile("changed on the host since Atlas wrote it (drift)", f))
         else:
             writes.append(WriteFile("content changed", f))

@@ -9,13 +9,17 @@
   reconcile killed at any point is finished by the next one.
 * ``events`` — a log of what happened, for ``atlas history`` and ``atlas status``.
 
-Secret values never reach this database: actions are journaled by target and sha256,
-not content, and env-file entries carry only keyed digests.
+Secret values never reach this database, nor plain hashes of them: actions are
+journaled by target (and sha256 for non-secret files), and env files are listed with
+HMACs under the host's own key (``host.key`` beside the database, mode 0600) and the
+keyed digests of their secrets.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import secrets
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -123,11 +127,19 @@ class Event:
 
 
 class StateStore:
-    def __init__(self, path: Path, clock: Any = time.time) -> None:
+    def __init__(self, path: Path, clock: Any = time.time, readonly: bool = False) -> None:
         self.path = path
         self.clock = clock
-        path.parent.mkdir(parents=True, exist_ok=True)
+        self._host_key: bytes | None = None
         try:
+            if readonly:  # no schema upkeep, no writes; no leftover -wal/-shm files either
+                self.db = sqlite3.connect(
+                    path, timeout=30, isolation_level=None, check_same_thread=False
+                )
+                self.db.execute("PRAGMA busy_timeout=30000")
+                self.db.execute("PRAGMA query_only=ON")
+                return
+            path.parent.mkdir(parents=True, exist_ok=True)
             self.db = sqlite3.connect(
                 path, timeout=30, isolation_level=None, check_same_thread=False
             )
@@ -142,10 +154,28 @@ class StateStore:
         except sqlite3.Error as exc:
             raise StateError(f"cannot open state database {path}: {exc}") from exc
 
+    @property
+    def host_key(self) -> bytes:
+        """This host's own key for keyed digests of env files (created once, mode 0600)."""
+        if self._host_key is None:
+            key_path = self.path.with_name("host.key")
+            try:
+                fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            except FileExistsError:
+                self._host_key = key_path.read_bytes()
+            else:
+                key = secrets.token_bytes(32)
+                with os.fdopen(fd, "wb") as fh:
+                    fh.write(key)
+                    fh.flush()
+                    os.fsync(fh.fileno())
+                self._host_key = key
+        return self._host_key
+
     @classmethod
     def existing(cls, path: Path) -> StateStore | None:
-        """Open the database only if it exists (dry runs must not create one)."""
-        return cls(path) if path.exists() else None
+        """Open the database read-only if it exists: dry runs create and change nothing."""
+        return cls(path, readonly=True) if path.exists() else None
 
     def close(self) -> None:
         self.db.close()

@@ -103,3 +103,16 @@ def atlas(no_key_env: None):
     from tests.cli import Atlas
 
     return Atlas()
+
+
+@pytest.fixture
+def ops_repo(tmp_path: Path) -> Path:
+    """A git repository (one commit on main) of the example manifests."""
+    from tests.gitutil import git
+
+    repo = tmp_path / "ops"
+    shutil.copytree(EXAMPLE, repo)
+    git(repo, "init", "-q", "-b", "main")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "initial")
+    return repo

@@ -9,16 +9,17 @@ from __future__ import annotations
 
 import shutil
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from reconciler import pipeline
+from reconciler.build import SecretsSource
 from reconciler.errors import LockBusy
 from reconciler.lock import reconcile_lock
 from reconciler.loop import Options, Reconciler
 from reconciler.metrics import ReconcilerMetrics
-from tests.conftest import EXAMPLE
 from tests.gitutil import commit, git
 from tests.hosts import FolderHost
 
@@ -51,29 +52,26 @@ class FakeHttp:
         return 200
 
 
-@pytest.fixture
-def ops_repo(tmp_path: Path) -> Path:
-    repo = tmp_path / "ops"
-    shutil.copytree(EXAMPLE, repo)
-    git(repo, "init", "-q", "-b", "main")
-    git(repo, "add", "-A")
-    git(repo, "commit", "-qm", "initial")
-    return repo
-
-
 class Rig:
-    def __init__(self, root: Path, repo: Path, self_heal: bool = True) -> None:
+    def __init__(
+        self,
+        root: Path,
+        repo: Path,
+        self_heal: bool = True,
+        env: str = "development",
+        secrets: Callable[[str], SecretsSource | None] = lambda env: None,
+    ) -> None:
         self.host = FolderHost(root)
         self.http = FakeHttp()
         self.clock = FakeClock()
         self.metrics = ReconcilerMetrics()
         self.logs: list[tuple[str, str]] = []
         self.reconciler = Reconciler(
-            pipeline.Target(str(repo), "main", ".", "development"),
+            pipeline.Target(str(repo), "main", ".", env),
             self.host.ctx,
             self.host.runtime,
             self.host.store,
-            lambda env: None,
+            secrets,
             self.http,
             self.clock,
             self.metrics,

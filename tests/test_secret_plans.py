@@ -217,7 +217,7 @@ def _apply_by_hand(repo: GitRepo, ref: str, key: Path, root: Path, cache: Path) 
         os.chmod(path, f.mode)
     store = StateStore(state_path(layout.on_disk(layout.reconciler_dir)))
     try:
-        for entry in Inventory.of(prepared.rendered).files.values():
+        for entry in Inventory.of(prepared.rendered, store.host_key).files.values():
             store.record_file(entry)
     finally:
         store.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
 from pathlib import Path
@@ -99,7 +100,7 @@ def pr_plan(args: argparse.Namespace) -> int:
     from atlas.commands.common import layout_of, print_json, render_context, secrets_source
     from reconciler import planfmt
     from reconciler.build import SealedSecrets, build
-    from reconciler.errors import Problem
+    from reconciler.errors import Problem, UsageError
     from reconciler.inventory import Inventory
     from reconciler.load import load_repository
     from reconciler.model import ReconcilerInvocation
@@ -120,6 +121,11 @@ def pr_plan(args: argparse.Namespace) -> int:
         head_root = _safe_subpath(mirror.export(head_rev.sha), args.path)
         base_repo, head_repo = load_repository(base_root), load_repository(head_root)
         envs = args.env or environment_names(head_repo)
+        if len(envs) > 1 and (args.key_file or os.environ.get("ATLAS_SECRETS_KEY_FILE")):
+            raise UsageError(
+                "a key file belongs to one environment: plan that one with --env, or rely on "
+                "each environment's default key file (<config dir>/keys/<env>.key)"
+            )
         invocation = ReconcilerInvocation(args.repo, args.base, args.path)
         ctx = render_context(args, layout, invocation)
         sections: list[tuple[str, Any, list[Problem]]] = []
@@ -135,7 +141,7 @@ def pr_plan(args: argparse.Namespace) -> int:
             if base is not None and not base.problems:
                 base_rendered = render(build(base, base_rev, base_root, secrets), ctx)
                 observed = simulated(base_rendered)
-                inventory = Inventory.of(base_rendered)
+                inventory = Inventory.of(base_rendered, os.urandom(32))
             else:
                 observed = Observed({}, {}, {})
                 inventory = Inventory()

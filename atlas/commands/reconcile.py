@@ -13,6 +13,7 @@ import json
 import os
 import signal
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -256,14 +257,23 @@ def _dry_run(args: argparse.Namespace, layout: Any) -> int:
     from reconciler.state import StateStore, state_path
 
     store = StateStore.existing(state_path(layout.on_disk(layout.reconciler_dir)))
-    target = _target(args, store)
+    inventory, pending = Inventory(), []
+    try:  # read what the plan needs and let go of the database at once
+        target = _target(args, store)
+        if store is not None:
+            inventory, pending = store.inventory(), [r for _, _, r in store.journal_pending()]
+    finally:
+        if store is not None:
+            store.close()
     cache = layout.on_disk(layout.reconciler_dir) / "git"
+    if not cache.is_dir():  # a dry run leaves no trace on a host that has none
+        scratch = tempfile.TemporaryDirectory(prefix="atlas-dry-run-")
+        cache = Path(scratch.name)
     co = pipeline.fetch(target, cache)
     ctx = render_context(args, layout, target.invocation)
     prepared = pipeline.prepare_checkout(
         co, target.environment, ctx, secrets_source(args, layout, target.environment)
     )
-    inventory = store.inventory() if store else Inventory()
     runtime = None
     if str(args.root) == "/":
         candidate = _runtime(layout)
@@ -273,8 +283,7 @@ def _dry_run(args: argparse.Namespace, layout: Any) -> int:
         except ReconcilerError:
             runtime = None  # no manager to ask: unit states unknown
     plan, _ = pipeline.plan_for(prepared, ctx, inventory, runtime)
-    if store is not None:
-        plan = carried_over(plan, [r for _, _, r in store.journal_pending()], prepared.rendered)
+    plan = carried_over(plan, pending, prepared.rendered)
     if args.output == "json":
         sys.stdout.write(planfmt.as_json(plan))
     elif args.output == "markdown":
