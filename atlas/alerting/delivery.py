@@ -103,10 +103,13 @@ class Deliverer:
     def _report(self, row: outbox.OutboxRow, result: str, error: str | None) -> None:
         self.on_result(row.channel, result)
         what = f"notification {row.id} ({row.status} {row.rule}) to {row.channel}"
+        attempt = row.attempts + 1
         if result == "success":
-            log.info("%s delivered (attempt %d)", what, row.attempts + 1)
+            log.info("%s delivered (attempt %d)", what, attempt)
+        elif result == "retry" and attempt != 1 and attempt % 10:
+            log.info("%s: attempt %d failed: %s", what, attempt, error)  # quieter while down
         else:
-            log.warning("%s: %s: %s", what, result, error)
+            log.warning("%s: attempt %d %s: %s", what, attempt, result, error)
 
     def run(self, stop: threading.Event) -> None:
         """Deliver until ``stop`` is set."""

@@ -11,7 +11,7 @@ def active_alerts(conn: sqlite3.Connection) -> list[dict[str, Any]]:
     rows = conn.execute(
         "SELECT fingerprint, rule, labels, annotations, state, value, active_at, fired_at,"
         " keep_firing_since, notified, last_notified_at, silenced_at FROM alerts"
-        " ORDER BY state DESC, rule, fingerprint"
+        " ORDER BY CASE state WHEN 'firing' THEN 0 ELSE 1 END, rule, fingerprint"
     ).fetchall()
     out = []
     for r in rows:

@@ -3,13 +3,15 @@
 A ``Redactor`` knows the secret values of the channels (an SMTP password, a webhook
 URL read from the environment) and replaces each, and the forms it may take in an
 error message (URL-quoted, the path and query of a secret URL, the base64 of an
-SMTP ``AUTH PLAIN``), with ``<redacted>``.
+SMTP ``AUTH PLAIN``), with ``<redacted>``. ``protect_logs`` applies it to every log
+record and silences the HTTP libraries' request logging (which names URLs).
 """
 
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterable
+import logging
+from collections.abc import Callable, Iterable
 from urllib.parse import quote, urlsplit
 
 MASK = "<redacted>"
@@ -50,3 +52,40 @@ class Redactor:
 
     def __bool__(self) -> bool:
         return bool(self._needles)
+
+
+class RedactingFilter(logging.Filter):
+    """Rewrites every record passing a handler through the redactor."""
+
+    def __init__(self, redact: Redactor) -> None:
+        super().__init__("atlas-redact")
+        self.redact = redact
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if self.redact:
+            message = record.getMessage()
+            cleaned = self.redact(message)
+            if cleaned != message:
+                record.msg, record.args = cleaned, ()
+        return True
+
+
+def protect_logs(redact: Redactor) -> Callable[[], None]:
+    """Keep secrets out of the logs: httpx and httpcore (which log request URLs) are
+    held at WARNING, and every root handler redacts. Returns an undo function."""
+    quiet = [logging.getLogger(name) for name in ("httpx", "httpcore")]
+    levels = [q.level for q in quiet]
+    for q in quiet:
+        q.setLevel(max(q.getEffectiveLevel(), logging.WARNING))
+    f = RedactingFilter(redact)
+    handlers = list(logging.getLogger().handlers)
+    for h in handlers:
+        h.addFilter(f)
+
+    def undo() -> None:
+        for q, level in zip(quiet, levels, strict=True):
+            q.setLevel(level)
+        for h in handlers:
+            h.removeFilter(f)
+
+    return undo

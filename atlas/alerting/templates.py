@@ -15,7 +15,9 @@ Message template context: ``status``, ``rule``, ``receiver``, ``environment``,
 ``test``, ``externalURL``, ``groupLabels``, ``commonLabels``, ``commonAnnotations``
 and ``alerts`` / ``firing`` / ``resolved``: lists of dicts with ``status``,
 ``labels``, ``annotations``, ``startsAt``, ``endsAt``, ``value`` (text or None),
-``fingerprint`` and ``generatorURL``. Everything renders in a sandbox.
+``fingerprint`` and ``generatorURL``. Everything renders in a sandbox, with
+StrictUndefined: write ``a.annotations.get("runbook_url")`` for what a rule may
+not set.
 """
 
 from __future__ import annotations

@@ -205,7 +205,21 @@ def monitor(args: argparse.Namespace) -> int:
     retry = RetryPolicy(
         args.retry_initial, args.retry_max, _duration(args.give_up_after, "--give-up-after")
     )
-    deps = AgentDeps(env=dict(os.environ), notifier=Notifier.from_environ())
+    from atlas.monitoring.units import SystemctlUnits
+
+    # systemctl must neither see the secrets nor talk to our NOTIFY_SOCKET (it would
+    # send its own ERRNO= there when it fails).
+    child_env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID")
+        and not k.startswith("ATLAS_SECRET_")
+    }
+    deps = AgentDeps(
+        env=dict(os.environ),
+        notifier=Notifier.from_environ(),
+        units=SystemctlUnits(settings.scope, child_env),
+    )
     root = None if str(args.root) == "/" else args.root
     agent = Agent(settings, deps, _config_path(args), retry, root)
     signal.signal(signal.SIGTERM, lambda *_: agent.request_stop())

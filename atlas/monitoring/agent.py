@@ -22,7 +22,7 @@ import random
 import sqlite3
 import ssl
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -32,7 +32,7 @@ from atlas.alerting import outbox, store
 from atlas.alerting.channels import Channel, build_channel
 from atlas.alerting.delivery import Deliverer
 from atlas.alerting.model import Notification, notifications_for
-from atlas.alerting.redact import Redactor
+from atlas.alerting.redact import Redactor, protect_logs
 from atlas.alerting.smtp import Smtp, SmtplibSmtp
 from atlas.alerting.templates import render_annotations
 from atlas.errors import AtlasError, ConfigError, StorageError
@@ -103,6 +103,7 @@ class Agent:
         self.server: MetricsServer | None = None
         self._delivery_thread: threading.Thread | None = None
         self.collector: Collector | None = None
+        self._unprotect: Callable[[], None] = lambda: None
 
     # ---- lifecycle
 
@@ -120,6 +121,7 @@ class Agent:
             self.deps.rng,
             self.exporter.count,
         )
+        self._unprotect = protect_logs(self.redactor)
         system = SystemCollector(s.data_dir) if self.deps.system_metrics else None
         self.collector = Collector(s.components, self.probe_http, self.units, self.clock, system)
         if self.state.alerts:
@@ -206,6 +208,7 @@ class Agent:
         for conn in (self.conn, self.deliverer.conn if self.deliverer else None):
             if conn is not None:
                 conn.close()
+        self._unprotect()
 
     # ---- one cycle
 

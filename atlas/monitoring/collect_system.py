@@ -63,7 +63,7 @@ class SystemCollector:
         load1, load5, load15 = os.getloadavg()
         return [
             sample("atlas_system_cpu_percent", psutil.cpu_percent(interval=None)),
-            sample("atlas_system_cpu_count", psutil.cpu_count() or 0),
+            sample("atlas_system_cpus", psutil.cpu_count() or 0),
             sample("atlas_system_load_average", load1, window="1m"),
             sample("atlas_system_load_average", load5, window="5m"),
             sample("atlas_system_load_average", load15, window="15m"),

@@ -23,7 +23,7 @@ from atlas.monitoring.settings import Rule
 
 HELP = {
     "atlas_system_cpu_percent": "CPU utilisation of the host over the last interval, in percent.",
-    "atlas_system_cpu_count": "Logical CPUs of the host.",
+    "atlas_system_cpus": "Logical CPUs of the host.",
     "atlas_system_load_average": "Load average of the host over the window.",
     "atlas_system_memory_total_bytes": "Physical memory of the host.",
     "atlas_system_memory_available_bytes": "Memory available to new processes without swapping.",
@@ -94,8 +94,20 @@ class ExportView:
     reload_at: float = 0.0
 
 
+# Latency quantiles over the last interval: summaries (quantiles only, no _sum/_count,
+# which would have to be cumulative counters).
+SUMMARIES = frozenset(
+    {
+        "atlas_component_http_request_duration_seconds",
+        "atlas_component_ingest_fetch_duration_seconds",
+    }
+)
+
+
 def _family(name: str) -> tuple[str, str]:
     """(family name, type) of a sample name: ``*_total`` are counters."""
+    if name in SUMMARIES:
+        return name, "summary"
     if name.endswith("_total"):
         return name[: -len("_total")], "counter"
     return name, "gauge"

@@ -53,7 +53,14 @@ def rule(name: str = "r", metric: str = "m", **kw: Any) -> dict[str, Any]:
 def webhook_channel(name: str = "hook", url: str = "http://127.0.0.1:9/", **kw: Any) -> dict:
     block = {"url": url, "timeoutSeconds": 2}
     block.update(kw.pop("webhook", {}))
-    return {"name": name, "type": "webhook", "sendResolved": True, "templates": {}, "webhook": block, **kw}
+    return {
+        "name": name,
+        "type": "webhook",
+        "sendResolved": True,
+        "templates": {},
+        "webhook": block,
+        **kw,
+    }
 
 
 def config(
@@ -92,8 +99,14 @@ def write_config(path: Path, cfg: dict[str, Any]) -> Path:
     return path
 
 
-def component(name: str, base: str | None, *, units: list[str] | None = None, timeout: float = 1.0,
-              job: str | None = None) -> dict[str, Any]:  # fmt: skip
+def component(
+    name: str,
+    base: str | None,
+    *,
+    units: list[str] | None = None,
+    timeout: float = 1.0,
+    job: str | None = None,
+) -> dict[str, Any]:
     return {
         "name": name,
         "component": "core",
@@ -130,6 +143,7 @@ class Received:
     path: str
     headers: dict[str, str]
     body: bytes
+    status: int = 200  # what the server answered
 
     def json(self) -> Any:
         return json.loads(self.body)
@@ -186,8 +200,8 @@ class TestServer:
                 length = int(self.headers.get("Content-Length", "0"))
                 body = self.rfile.read(length)
                 with state.lock:
-                    state.requests.append(Received(self.path, dict(self.headers), body))
                     status = state.statuses.pop(0) if state.statuses else state.status
+                    state.requests.append(Received(self.path, dict(self.headers), body, status))
                 error = state.error_body.replace("{path}", self.path).encode()
                 self._reply(status, state.body if status < 300 else error)
 

@@ -85,17 +85,27 @@ class _Handler:
     messages: list[Delivered] = field(default_factory=list)
     reject_with: str | None = None
 
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         if self.reject_with:
             return self.reject_with
         raw = envelope.original_content or envelope.content
         msg = message_from_bytes(raw, policy=policy.default)
         assert isinstance(msg, EmailMessage)
-        login = session.auth_data.login.decode() if isinstance(session.auth_data, LoginPassword) else None
+        login = (
+            session.auth_data.login.decode()
+            if isinstance(session.auth_data, LoginPassword)
+            else None
+        )
         self.messages.append(
-            Delivered(envelope.mail_from, list(envelope.rcpt_tos), msg, raw,
-                      server.transport.get_extra_info("ssl_object") is not None, login)
-        )  # fmt: skip
+            Delivered(
+                envelope.mail_from,
+                list(envelope.rcpt_tos),
+                msg,
+                raw,
+                server.transport.get_extra_info("ssl_object") is not None,
+                login,
+            )
+        )
         return "250 OK"
 
 
@@ -120,8 +130,14 @@ class MailServer:
         if login is not None:
             user, password = login
 
-            def authenticator(server: Any, session: Any, envelope: Any, mechanism: str, data: Any) -> AuthResult:
-                ok = isinstance(data, LoginPassword) and data.login.decode() == user and data.password.decode() == password
+            def authenticator(
+                server: Any, session: Any, envelope: Any, mechanism: str, data: Any
+            ) -> AuthResult:
+                ok = (
+                    isinstance(data, LoginPassword)
+                    and data.login.decode() == user
+                    and data.password.decode() == password
+                )
                 return AuthResult(success=ok, handled=False, auth_data=data)
 
             kwargs["authenticator"] = authenticator

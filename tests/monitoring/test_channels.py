@@ -21,7 +21,7 @@ from atlas.monitoring.http import HttpxHttp
 from atlas.monitoring.rules import EngineState, evaluate
 from atlas.monitoring.samples import SampleSet, sample
 from atlas.monitoring.settings import ChannelSettings, settings_from_dict
-from tests.monitoring.helpers import TestServer, config, rule
+from tests.monitoring.helpers import TestServer, config
 from tests.monitoring.mailserver import Cert, MailServer
 
 T0 = 1_700_000_000.0
@@ -33,25 +33,42 @@ def channel_settings(tmp_path: Any, ch: dict[str, Any]) -> ChannelSettings:
     return s.alerting.channels[0]
 
 
-def make(ch: ChannelSettings, env: dict[str, str] | None = None,
-         tls: ssl.SSLContext | None = None) -> Channel:  # fmt: skip
+def make(
+    ch: ChannelSettings, env: dict[str, str] | None = None, tls: ssl.SSLContext | None = None
+) -> Channel:
     return build_channel(
-        ch, env or {}, http=HttpxHttp(), smtp=SmtplibSmtp(), redactor=Redactor(),
-        version="0.1.0", tls_context=tls,
-    )  # fmt: skip
+        ch,
+        env or {},
+        http=HttpxHttp(),
+        smtp=SmtplibSmtp(),
+        redactor=Redactor(),
+        version="0.1.0",
+        tls_context=tls,
+    )
 
 
 def notifications(channel: ChannelSettings, *, resolve: bool = False) -> list[Notification]:
     """Real notifications out of the engine: 'disk-full' firing for two mounts (and,
     with ``resolve``, one of them resolving an hour later)."""
-    from atlas.monitoring.settings import Rule
     from atlas.monitoring.samples import Selector
+    from atlas.monitoring.settings import Rule
 
     r = Rule(
-        "disk-full", Selector("disk_used"), ">", 90.0, 0, 0, 0, "critical", (channel.name,),
+        "disk-full",
+        Selector("disk_used"),
+        ">",
+        90.0,
+        0,
+        0,
+        0,
+        "critical",
+        (channel.name,),
         {"team": "ops"},
-        {"summary": "Disk {{ labels.mount }} is {{ value }}% full <b>", "runbook_url": "http://rb/disk"},
-    )  # fmt: skip
+        {
+            "summary": "Disk {{ labels.mount }} is {{ value }}% full <b>",
+            "runbook_url": "http://rb/disk",
+        },
+    )
     series = [sample("disk_used", 95, mount="/"), sample("disk_used", 97, mount="/data")]
     ev = evaluate([r], SampleSet(series), EngineState(), T0, annotate=render_annotations)
     groups = list(ev.groups)
@@ -62,7 +79,11 @@ def notifications(channel: ChannelSettings, *, resolve: bool = False) -> list[No
     out = []
     for g in groups:
         made, unknown = notifications_for(
-            g, r.channels, {channel.name: channel}, external_url="http://atlas.test", environment="prod"
+            g,
+            r.channels,
+            {channel.name: channel},
+            external_url="http://atlas.test",
+            environment="prod",
         )
         assert not unknown
         out += made
@@ -79,10 +100,18 @@ def hook(url: str | None = None, url_env: str | None = None, **kw: Any) -> dict[
     if url_env:
         block["urlEnv"] = url_env
     block.update(kw)
-    return {"name": "pager", "type": "webhook", "sendResolved": True, "templates": {}, "webhook": block}
+    return {
+        "name": "pager",
+        "type": "webhook",
+        "sendResolved": True,
+        "templates": {},
+        "webhook": block,
+    }
 
 
-def test_webhook_sends_alertmanager_v4_json_field_by_field(tmp_path: Any, server: TestServer) -> None:
+def test_webhook_sends_alertmanager_v4_json_field_by_field(
+    tmp_path: Any, server: TestServer
+) -> None:
     ch = channel_settings(tmp_path, hook(server.url + "/alerts"))
     (n,) = notifications(ch)
     make(ch).send(n, "key-1")
@@ -93,9 +122,17 @@ def test_webhook_sends_alertmanager_v4_json_field_by_field(tmp_path: Any, server
     assert req.headers["User-Agent"] == "atlas-monitoring/0.1.0"
     body = req.json()
     assert set(body) == {
-        "version", "groupKey", "truncatedAlerts", "status", "receiver", "groupLabels",
-        "commonLabels", "commonAnnotations", "externalURL", "alerts",
-    }  # fmt: skip
+        "version",
+        "groupKey",
+        "truncatedAlerts",
+        "status",
+        "receiver",
+        "groupLabels",
+        "commonLabels",
+        "commonAnnotations",
+        "externalURL",
+        "alerts",
+    }
     assert body["version"] == "4"
     assert body["groupKey"] == '{}/{receiver="pager"}:{alertname="disk-full"}'
     assert body["truncatedAlerts"] == 0
@@ -108,15 +145,31 @@ def test_webhook_sends_alertmanager_v4_json_field_by_field(tmp_path: Any, server
     assert len(body["alerts"]) == 2
     first = body["alerts"][0]
     assert set(first) == {
-        "status", "labels", "annotations", "startsAt", "endsAt", "generatorURL", "fingerprint"
-    }  # fmt: skip
+        "status",
+        "labels",
+        "annotations",
+        "startsAt",
+        "endsAt",
+        "generatorURL",
+        "fingerprint",
+    }
     assert first["status"] == "firing"
-    assert first["labels"] == {"alertname": "disk-full", "severity": "critical", "team": "ops", "mount": "/"}
-    assert first["annotations"] == {"summary": "Disk / is 95% full <b>", "runbook_url": "http://rb/disk"}
+    assert first["labels"] == {
+        "alertname": "disk-full",
+        "severity": "critical",
+        "team": "ops",
+        "mount": "/",
+    }
+    assert first["annotations"] == {
+        "summary": "Disk / is 95% full <b>",
+        "runbook_url": "http://rb/disk",
+    }
     assert first["startsAt"] == "2023-11-14T22:13:20.000Z"
     assert first["endsAt"] == "0001-01-01T00:00:00Z"
     assert first["generatorURL"] == "http://atlas.test"
-    assert len(first["fingerprint"]) == 16 and first["fingerprint"] != body["alerts"][1]["fingerprint"]
+    assert (
+        len(first["fingerprint"]) == 16 and first["fingerprint"] != body["alerts"][1]["fingerprint"]
+    )
 
 
 def test_webhook_resolved_carries_ends_at(tmp_path: Any, server: TestServer) -> None:
@@ -140,10 +193,16 @@ def test_webhook_max_alerts_truncates(tmp_path: Any, server: TestServer) -> None
 
 @pytest.mark.parametrize(
     ("status", "error"),
-    [(500, TemporaryDeliveryError), (503, TemporaryDeliveryError), (429, TemporaryDeliveryError),
-     (408, TemporaryDeliveryError), (400, PermanentDeliveryError), (404, PermanentDeliveryError),
-     (301, PermanentDeliveryError)],
-)  # fmt: skip
+    [
+        (500, TemporaryDeliveryError),
+        (503, TemporaryDeliveryError),
+        (429, TemporaryDeliveryError),
+        (408, TemporaryDeliveryError),
+        (400, PermanentDeliveryError),
+        (404, PermanentDeliveryError),
+        (301, PermanentDeliveryError),
+    ],
+)
 def test_webhook_status_codes(tmp_path: Any, server: TestServer, status: int, error: type) -> None:
     ch = channel_settings(tmp_path, hook(server.url))
     (n,) = notifications(ch)
@@ -169,7 +228,9 @@ def test_a_secret_webhook_url_never_shows_in_errors(tmp_path: Any, server: TestS
 def test_a_missing_secret_is_a_temporary_error_naming_the_variable(tmp_path: Any) -> None:
     ch = channel_settings(tmp_path, hook(url_env=ENV_SECRET_URL))
     (n,) = notifications(ch)
-    with pytest.raises(TemporaryDeliveryError, match=f"environment variable {ENV_SECRET_URL} is empty"):
+    with pytest.raises(
+        TemporaryDeliveryError, match=f"environment variable {ENV_SECRET_URL} is empty"
+    ):
         make(ch, {}).send(n, "k")
 
 
@@ -203,7 +264,9 @@ def test_slack_colours_firing_danger_and_resolved_good(tmp_path: Any, server: Te
 
 
 def test_slack_text_can_be_overridden_per_channel(tmp_path: Any, server: TestServer) -> None:
-    ch = channel_settings(tmp_path, {**slack(), "templates": {"text": "{{ alerts | length }} alerts on {{ rule }}"}})
+    ch = channel_settings(
+        tmp_path, {**slack(), "templates": {"text": "{{ alerts | length }} alerts on {{ rule }}"}}
+    )
     (n,) = notifications(ch)
     make(ch, {"ATLAS_SECRET_SLACK": server.url}).send(n, "k")
     assert server.requests[0].json()["attachments"][0]["text"] == "2 alerts on disk-full"
@@ -221,8 +284,14 @@ def mail(request: pytest.FixtureRequest, smtp_cert: Cert) -> Iterator[MailServer
 
 
 def email(port: int, security: str, **kw: Any) -> dict[str, Any]:
-    block = {"host": "127.0.0.1", "port": port, "security": security, "from": "atlas@example.com",
-             "to": ["ops@example.com", "oncall@example.com"], "timeoutSeconds": 5}  # fmt: skip
+    block = {
+        "host": "127.0.0.1",
+        "port": port,
+        "security": security,
+        "from": "atlas@example.com",
+        "to": ["ops@example.com", "oncall@example.com"],
+        "timeoutSeconds": 5,
+    }
     block.update(kw)
     return {"name": "ops", "type": "email", "sendResolved": True, "templates": {}, "email": block}
 
@@ -254,7 +323,9 @@ def test_email_has_a_text_and_an_html_part(tmp_path: Any, mail: MailServer) -> N
 
 @pytest.mark.parametrize("mail", [("starttls", ("atlas", PASSWORD))], indirect=True)
 def test_email_over_starttls_with_a_login(tmp_path: Any, mail: MailServer, smtp_cert: Cert) -> None:
-    ch = channel_settings(tmp_path, email(mail.port, "starttls", username="atlas", passwordEnv="ATLAS_SECRET_SMTP"))
+    ch = channel_settings(
+        tmp_path, email(mail.port, "starttls", username="atlas", passwordEnv="ATLAS_SECRET_SMTP")
+    )
     (n,) = notifications(ch)
     make(ch, {"ATLAS_SECRET_SMTP": PASSWORD}, smtp_cert.client_context()).send(n, "k")
     (d,) = mail.messages
@@ -262,8 +333,12 @@ def test_email_over_starttls_with_a_login(tmp_path: Any, mail: MailServer, smtp_
 
 
 @pytest.mark.parametrize("mail", [("tls", ("atlas", PASSWORD))], indirect=True)
-def test_email_over_implicit_tls_with_a_login(tmp_path: Any, mail: MailServer, smtp_cert: Cert) -> None:
-    ch = channel_settings(tmp_path, email(mail.port, "tls", username="atlas", passwordEnv="ATLAS_SECRET_SMTP"))
+def test_email_over_implicit_tls_with_a_login(
+    tmp_path: Any, mail: MailServer, smtp_cert: Cert
+) -> None:
+    ch = channel_settings(
+        tmp_path, email(mail.port, "tls", username="atlas", passwordEnv="ATLAS_SECRET_SMTP")
+    )
     (n,) = notifications(ch)
     make(ch, {"ATLAS_SECRET_SMTP": PASSWORD}, smtp_cert.client_context()).send(n, "k")
     (d,) = mail.messages
@@ -284,7 +359,9 @@ def test_a_refused_login_is_retried_and_never_shows_the_password(
     tmp_path: Any, mail: MailServer, smtp_cert: Cert
 ) -> None:
     wrong = "wrong-" + PASSWORD
-    ch = channel_settings(tmp_path, email(mail.port, "starttls", username="atlas", passwordEnv="ATLAS_SECRET_SMTP"))
+    ch = channel_settings(
+        tmp_path, email(mail.port, "starttls", username="atlas", passwordEnv="ATLAS_SECRET_SMTP")
+    )
     (n,) = notifications(ch)
     with pytest.raises(TemporaryDeliveryError, match=r"refused the login \(535\)") as info:
         make(ch, {"ATLAS_SECRET_SMTP": wrong}, smtp_cert.client_context()).send(n, "k")
@@ -297,7 +374,7 @@ def test_a_rejected_message_is_permanent(tmp_path: Any, mail: MailServer) -> Non
     mail.handler.reject_with = "554 5.6.0 message rejected"
     ch = channel_settings(tmp_path, email(mail.port, "none"))
     (n,) = notifications(ch)
-    with pytest.raises(PermanentDeliveryError, match="answered 554: 5.6.0 message rejected"):
+    with pytest.raises(PermanentDeliveryError, match=r"answered 554: 5\.6\.0 message rejected"):
         make(ch).send(n, "k")
 
 
@@ -319,7 +396,8 @@ def test_redactor_catches_the_forms_a_secret_takes() -> None:
     plain = base64.b64encode(b"\0atlas\0hunter2-password").decode()
     text = (
         "POST https://hooks.slack.com/services/T1/B2/abcdef failed; path /services/T1/B2/abcdef; "
-        f"quoted https%3A%2F%2Fhooks.slack.com%2Fservices%2FT1%2FB2%2Fabcdef; auth {plain}; pw hunter2-password"
+        "quoted https%3A%2F%2Fhooks.slack.com%2Fservices%2FT1%2FB2%2Fabcdef; "
+        f"auth {plain}; pw hunter2-password"
     )
     out = r(text)
     for needle in ("abcdef", "hunter2", plain):

@@ -185,10 +185,14 @@ def test_one_series_vanishing_while_the_rule_has_data_resolves_it() -> None:
 
 def test_alerts_of_one_rule_starting_together_are_one_notification() -> None:
     run = Run(mk(repeat_interval_s=3600))
-    ev = run.at(0, sample("m", 2, source="a"), sample("m", 3, source="b"), sample("m", 0, source="c"))
+    ev = run.at(
+        0, sample("m", 2, source="a"), sample("m", 3, source="b"), sample("m", 0, source="c")
+    )
     (group,) = ev.groups
     assert sorted(g.alert.labels["source"] for g in group.alerts) == ["a", "b"]
-    ev = run.at(10, sample("m", 2, source="a"), sample("m", 3, source="b"), sample("m", 5, source="c"))
+    ev = run.at(
+        10, sample("m", 2, source="a"), sample("m", 3, source="b"), sample("m", 5, source="c")
+    )
     (group,) = ev.groups
     assert [g.alert.labels["source"] for g in group.alerts] == ["c"], "only the new one"
     ev = run.at(3600, *(sample("m", 5, source=s) for s in "abc"))
@@ -263,11 +267,18 @@ def test_rule_labels_and_severity_join_the_alert_labels() -> None:
 @pytest.mark.parametrize(
     ("op", "threshold", "value", "holds"),
     [
-        (">", 1, 2, True), (">", 1, 1, False), (">=", 1, 1, True), ("<", 1, 0, True),
-        ("<=", 1, 2, False), ("==", 0, 0, True), ("==", 0, 0.1, False), ("!=", 0, 1, True),
-        (">", 1, math.nan, False), ("!=", 0, math.nan, False),
+        (">", 1, 2, True),
+        (">", 1, 1, False),
+        (">=", 1, 1, True),
+        ("<", 1, 0, True),
+        ("<=", 1, 2, False),
+        ("==", 0, 0, True),
+        ("==", 0, 0.1, False),
+        ("!=", 0, 1, True),
+        (">", 1, math.nan, False),
+        ("!=", 0, math.nan, False),
     ],
-)  # fmt: skip
+)
 def test_comparisons(op: str, threshold: float, value: float, holds: bool) -> None:
     assert mk(op=op, threshold=threshold).holds(value) is holds
 
@@ -294,9 +305,14 @@ def test_matchers_follow_promql() -> None:
 
 
 def test_annotations_are_templates_of_labels_and_value() -> None:
-    r = mk(annotations={"summary": "Disk {{ labels.mount }} is {{ value | round(1) }}% full",
-                        "count": "{{ value }} items", "plain": "no template",
-                        "broken": "{{ labels.mount | nosuchfilter }}"})  # fmt: skip
+    r = mk(
+        annotations={
+            "summary": "Disk {{ labels.mount }} is {{ value | round(1) }}% full",
+            "count": "{{ value }} items",
+            "plain": "no template",
+            "broken": "{{ labels.mount | nosuchfilter }}",
+        }
+    )
     run = Run(r)
     run.at(0, sample("m", 93.27, mount="/"))
     (a,) = run.state.alerts.values()

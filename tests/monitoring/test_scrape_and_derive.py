@@ -15,8 +15,14 @@ from atlas.monitoring.settings import Component
 from tests.monitoring.helpers import FakeClock, TestServer
 
 
-def metrics_text(requests_ok: int, requests_5xx: int, buckets: dict[str, int], items: dict[str, int],
-                 backlog: int = 4, dlq: int = 7) -> str:  # fmt: skip
+def metrics_text(
+    requests_ok: int,
+    requests_5xx: int,
+    buckets: dict[str, int],
+    items: dict[str, int],
+    backlog: int = 4,
+    dlq: int = 7,
+) -> str:
     lines = [
         "# HELP atlas_http_requests_total Requests.",
         "# TYPE atlas_http_requests_total counter",
@@ -26,7 +32,9 @@ def metrics_text(requests_ok: int, requests_5xx: int, buckets: dict[str, int], i
         "# TYPE atlas_http_request_duration_seconds histogram",
     ]
     for le, count in buckets.items():
-        lines.append(f'atlas_http_request_duration_seconds_bucket{{route="/v1/items",le="{le}"}} {count}')
+        lines.append(
+            f'atlas_http_request_duration_seconds_bucket{{route="/v1/items",le="{le}"}} {count}'
+        )
     total = buckets["+Inf"]
     lines += [
         f'atlas_http_request_duration_seconds_count{{route="/v1/items"}} {total}',
@@ -63,7 +71,11 @@ def values(samples: list, name: str) -> dict[tuple[tuple[str, str], ...], float]
 
 
 def one(samples: list, name: str, **labels: str) -> float:  # type: ignore[type-arg]
-    hits = [s.value for s in samples if s.name == name and all(s.label_map.get(k) == v for k, v in labels.items())]
+    hits = [
+        s.value
+        for s in samples
+        if s.name == name and all(s.label_map.get(k) == v for k, v in labels.items())
+    ]
     assert len(hits) == 1, (name, labels, hits)
     return hits[0]
 
@@ -88,12 +100,18 @@ def test_scrape_then_derive_from_a_real_endpoint(server: TestServer) -> None:
     second = scrape(comp(server.url), http, clock)
     assert second is not None and second.ok
     d = derive(second, first)
-    assert one(d, "atlas_component_http_requests_per_second", component="core") == pytest.approx(25.0)
+    assert one(d, "atlas_component_http_requests_per_second", component="core") == pytest.approx(
+        25.0
+    )
     assert one(d, "atlas_component_http_errors_per_second", component="core") == pytest.approx(5.0)
     assert one(d, "atlas_component_http_error_ratio", component="core") == pytest.approx(0.2)
     # 200 new observations in the interval: 100 ≤0.1, 100 in (0.1, 0.5], 0 in (0.5, 1], 100 above 1
-    assert one(d, "atlas_component_http_request_duration_seconds", quantile="0.5") == pytest.approx(0.1)
-    assert one(d, "atlas_component_http_request_duration_seconds", quantile="0.9") == pytest.approx(1.0)
+    assert one(d, "atlas_component_http_request_duration_seconds", quantile="0.5") == pytest.approx(
+        0.1
+    )
+    assert one(d, "atlas_component_http_request_duration_seconds", quantile="0.9") == pytest.approx(
+        1.0
+    )
     assert one(d, "atlas_component_ingest_items_per_second", component="core") == pytest.approx(4.0)
     assert one(d, "atlas_component_ingest_success_ratio", component="core") == pytest.approx(0.75)
     assert one(d, "atlas_component_dlq_size") == 9
@@ -145,7 +163,9 @@ def test_histogram_quantile_matches_promql() -> None:
     assert histogram_quantile(0.5, b) == pytest.approx(0.1)
     assert histogram_quantile(0.75, b) == pytest.approx(0.3)
     assert histogram_quantile(0.25, b) == pytest.approx(0.05)
-    assert histogram_quantile(0.99, [(1.0, 1.0), (math.inf, 10.0)]) == 1.0, "top bucket: its lower bound"
+    assert histogram_quantile(0.99, [(1.0, 1.0), (math.inf, 10.0)]) == 1.0, (
+        "top bucket: its lower bound"
+    )
     assert math.isnan(histogram_quantile(0.5, [(1.0, 0.0), (math.inf, 0.0)]))
     assert math.isnan(histogram_quantile(0.5, [(1.0, 3.0)])), "no +Inf bucket"
 
@@ -154,7 +174,9 @@ def test_unparsable_and_failing_scrapes_are_results_not_errors(server: TestServe
     clock = FakeClock()
     server.state.metrics = "this is { not metrics\n"
     got = scrape(comp(server.url), HttpxHttp(), clock)
-    assert got is not None and not got.ok and got.error and got.error.startswith("unparsable metrics")
+    assert (
+        got is not None and not got.ok and got.error and got.error.startswith("unparsable metrics")
+    )
     assert derive(got, None) == []
     c = Component("core", "core", ("u",), None, None, server.url + "/nothing-here", 1.0)
     got = scrape(c, HttpxHttp(), clock)

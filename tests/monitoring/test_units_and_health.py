@@ -9,12 +9,12 @@ import time
 import pytest
 
 from atlas.errors import ProbeFailure
+from atlas.monitoring.clock import SystemClock
 from atlas.monitoring.collect import Collector
 from atlas.monitoring.collect_system import SystemCollector
 from atlas.monitoring.health import check_http, verdict
 from atlas.monitoring.http import HttpxHttp
 from atlas.monitoring.settings import Component
-from atlas.monitoring.clock import SystemClock
 from atlas.monitoring.units import SystemctlUnits, UnitStatus, parse_show
 from tests.monitoring.helpers import HangingServer, TestServer
 
@@ -46,7 +46,9 @@ SubState=dead
 
 def test_parse_show_reads_one_block_per_unit_in_order() -> None:
     got = parse_show(RECORDED, ["probe.service", "failing.service", "nope.service"])
-    assert got["probe.service"] == UnitStatus("probe.service", "loaded", "active", "running", "success", 4242)
+    assert got["probe.service"] == UnitStatus(
+        "probe.service", "loaded", "active", "running", "success", 4242
+    )
     assert got["probe.service"].active
     assert not got["failing.service"].active and not got["failing.service"].succeeded
     assert got["nope.service"].load_state == "not-found" and not got["nope.service"].active
@@ -58,10 +60,15 @@ def test_parse_show_reports_units_without_a_block_as_not_found() -> None:
 
 
 def comp(**kw: object) -> Component:
-    base: dict[str, object] = dict(
-        name="core", component="core", units=("atlas-core.service",), job=None,
-        health_url=None, metrics_url=None, timeout_s=0.5,
-    )  # fmt: skip
+    base: dict[str, object] = {
+        "name": "core",
+        "component": "core",
+        "units": ("atlas-core.service",),
+        "job": None,
+        "health_url": None,
+        "metrics_url": None,
+        "timeout_s": 0.5,
+    }
     base.update(kw)
     return Component(**base)  # type: ignore[arg-type]
 
@@ -121,14 +128,25 @@ def test_collection_with_a_hung_component_still_reports_the_others(
     hanging: HangingServer, server: TestServer
 ) -> None:
     server.state.metrics = "# TYPE atlas_dlq_size gauge\natlas_dlq_size 3\n"
-    active = {u: UnitStatus(u, "loaded", "active", "running") for u in ("atlas-a.service", "atlas-b.service")}
+    active = {
+        u: UnitStatus(u, "loaded", "active", "running")
+        for u in ("atlas-a.service", "atlas-b.service")
+    }
     collector = Collector(
         [
-            comp(name="a", units=("atlas-a.service",), health_url=hanging.url + "/healthz",
-                 metrics_url=hanging.url + "/metrics"),
-            comp(name="b", units=("atlas-b.service",), health_url=server.url + "/healthz",
-                 metrics_url=server.url + "/metrics"),
-        ],  # fmt: skip
+            comp(
+                name="a",
+                units=("atlas-a.service",),
+                health_url=hanging.url + "/healthz",
+                metrics_url=hanging.url + "/metrics",
+            ),
+            comp(
+                name="b",
+                units=("atlas-b.service",),
+                health_url=server.url + "/healthz",
+                metrics_url=server.url + "/metrics",
+            ),
+        ],
         HttpxHttp(),
         StaticUnits(active),
         SystemClock(),
@@ -138,10 +156,14 @@ def test_collection_with_a_hung_component_still_reports_the_others(
     took = time.monotonic() - start
     collector.close()
     assert took < 3, "hung probes run in parallel, bounded by the timeout"
-    up = {s.label_map["component"]: s.value for s in snap.exported if s.name == "atlas_component_up"}
+    up = {
+        s.label_map["component"]: s.value for s in snap.exported if s.name == "atlas_component_up"
+    }
     assert up == {"a": 0.0, "b": 1.0}
     scrape_up = {
-        s.label_map["component"]: s.value for s in snap.exported if s.name == "atlas_component_scrape_up"
+        s.label_map["component"]: s.value
+        for s in snap.exported
+        if s.name == "atlas_component_scrape_up"
     }
     assert scrape_up == {"a": 0.0, "b": 1.0}
     dlq = [s for s in snap.samples if s.name == "atlas_dlq_size"]
