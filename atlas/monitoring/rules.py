@@ -33,9 +33,10 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
+from functools import lru_cache
 from typing import Literal
 
-from atlas.monitoring.samples import Sample, SampleSet
+from atlas.monitoring.samples import Labels, Sample, SampleSet
 from atlas.monitoring.settings import Rule
 
 AlertState = Literal["pending", "firing"]
@@ -46,13 +47,8 @@ Annotator = Callable[[Rule, Mapping[str, str], float], dict[str, str]]
 
 def fingerprint(labels: Mapping[str, str]) -> str:
     """A stable 16-hex-digit identity of a label set (rule name included as alertname)."""
-    h = hashlib.sha256()
-    for key in sorted(labels):
-        h.update(key.encode())
-        h.update(b"\xfe")
-        h.update(labels[key].encode())
-        h.update(b"\xff")
-    return h.hexdigest()[:16]
+    text = "".join(f"{key}\xfe{labels[key]}\xff" for key in sorted(labels))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def alert_labels(rule: Rule, s: Sample) -> dict[str, str]:
@@ -61,6 +57,24 @@ def alert_labels(rule: Rule, s: Sample) -> dict[str, str]:
     labels["alertname"] = rule.name
     labels["severity"] = rule.severity
     return labels
+
+
+RuleKey = tuple[str, str, tuple[tuple[str, str], ...]]
+
+
+def _rule_key(rule: Rule) -> RuleKey:
+    return (rule.name, rule.severity, tuple(sorted(rule.labels.items())))
+
+
+@lru_cache(maxsize=65536)
+def _identity(key: RuleKey, series: Labels) -> tuple[tuple[tuple[str, str], ...], str]:
+    """(alert labels, fingerprint) of a rule's series: the same every evaluation, so
+    cached — hashing them anew each time was most of an evaluation's cost."""
+    labels = {k: v for k, v in series if k != "__name__"}
+    labels.update(key[2])
+    labels["alertname"] = key[0]
+    labels["severity"] = key[1]
+    return tuple(labels.items()), fingerprint(labels)
 
 
 def plain_annotations(rule: Rule, labels: Mapping[str, str], value: float) -> dict[str, str]:
@@ -236,15 +250,19 @@ class _Evaluator:
         firing: list[GroupAlert | None] = []
         resolved: list[GroupAlert] = []
         seen: set[str] = set()
+        key = _rule_key(rule)
         for s in series:
-            labels = alert_labels(rule, s)
-            fp = fingerprint(labels)
+            holds = rule.holds(s.value)
+            if not holds and not mine:
+                continue  # the common case: nothing to do, no need to know who it is
+            pairs, fp = _identity(key, s.labels)
             if fp in seen:  # two series with one label set once the rule's labels apply
                 continue
             seen.add(fp)
-            self._step(
-                rule, mine.get(fp), fp, labels, s.value, rule.holds(s.value), firing, resolved
-            )
+            prev = mine.get(fp)
+            if prev is None and not holds:
+                continue
+            self._step(rule, prev, fp, dict(pairs), s.value, holds, firing, resolved)
         for fp, prev in mine.items():
             if fp not in seen:
                 self._step(
