@@ -11,8 +11,10 @@ SOURCES = 40
 
 
 def metrics_page(component: int, tick: int = 0) -> str:
-    """About 150 series: HTTP counters and a latency histogram by route, ingestion
-    counters and errors per source, backlog, DLQ, circuit breakers."""
+    """About 220 series, as an Atlas service would show them: HTTP counters and a
+    latency histogram by route (traffic every tick), ingestion counters (one source
+    fetched per tick) and errors per source, backlog, DLQ, circuit breakers, and
+    prometheus-client's standard process and GC metrics."""
     out = ["# HELP atlas_http_requests_total Requests.", "# TYPE atlas_http_requests_total counter"]
     routes = ["/v1/items", "/v1/items/{id}", "/v1/sources", "/healthz", "/readyz"]
     for r in routes:
@@ -41,8 +43,11 @@ def metrics_page(component: int, tick: int = 0) -> str:
         out.append(f'atlas_http_request_duration_seconds_count{{route="{r}"}} {total}')
         out.append(f'atlas_http_request_duration_seconds_sum{{route="{r}"}} {total * 0.02}')
     out += ["# HELP atlas_ingest_items_total Items.", "# TYPE atlas_ingest_items_total counter"]
-    for s in range(SOURCES):
-        out.append(f'atlas_ingest_items_total{{source="feed-{s:03d}",result="new"}} {tick * 5 + s}')
+    for s in range(SOURCES):  # a source is fetched every few minutes: one per tick here
+        fetched = tick // SOURCES + (1 if s < tick % SOURCES else 0)
+        out.append(
+            f'atlas_ingest_items_total{{source="feed-{s:03d}",result="new"}} {fetched * 5 + s}'
+        )
         out.append(f'atlas_ingest_items_total{{source="feed-{s:03d}",result="error"}} {s % 3}')
     out += [
         "# HELP atlas_ingest_source_errors Errors in a row.",
@@ -62,7 +67,49 @@ def metrics_page(component: int, tick: int = 0) -> str:
     ]
     for h in range(10):
         out.append(f'atlas_circuit_state{{host="host{h}.example"}} {1 if h == component else 0}')
+    out += STANDARD.format(cpu=0.5 + tick * 0.01, rss=52_000_000 + tick * 4096).splitlines()
     return "\n".join(out) + "\n"
+
+
+# What prometheus-client's default registry adds to every Python process's page.
+STANDARD = """\
+# HELP python_gc_objects_collected_total Objects collected during gc
+# TYPE python_gc_objects_collected_total counter
+python_gc_objects_collected_total{{generation="0"}} 1843.0
+python_gc_objects_collected_total{{generation="1"}} 320.0
+python_gc_objects_collected_total{{generation="2"}} 12.0
+# HELP python_gc_objects_uncollectable_total Uncollectable objects found during GC
+# TYPE python_gc_objects_uncollectable_total counter
+python_gc_objects_uncollectable_total{{generation="0"}} 0.0
+python_gc_objects_uncollectable_total{{generation="1"}} 0.0
+python_gc_objects_uncollectable_total{{generation="2"}} 0.0
+# HELP python_gc_collections_total Number of times this generation was collected
+# TYPE python_gc_collections_total counter
+python_gc_collections_total{{generation="0"}} 120.0
+python_gc_collections_total{{generation="1"}} 10.0
+python_gc_collections_total{{generation="2"}} 1.0
+# HELP python_info Python platform information
+# TYPE python_info gauge
+python_info{{implementation="CPython",major="3",minor="11",patchlevel="7",version="3.11.7"}} 1.0
+# HELP process_virtual_memory_bytes Virtual memory size in bytes.
+# TYPE process_virtual_memory_bytes gauge
+process_virtual_memory_bytes 2.6e+08
+# HELP process_resident_memory_bytes Resident memory size in bytes.
+# TYPE process_resident_memory_bytes gauge
+process_resident_memory_bytes {rss}
+# HELP process_start_time_seconds Start time of the process since unix epoch in seconds.
+# TYPE process_start_time_seconds gauge
+process_start_time_seconds 1.7e+09
+# HELP process_cpu_seconds_total Total user and system CPU time spent in seconds.
+# TYPE process_cpu_seconds_total counter
+process_cpu_seconds_total {cpu}
+# HELP process_open_fds Number of open file descriptors.
+# TYPE process_open_fds gauge
+process_open_fds 12.0
+# HELP process_max_fds Maximum number of open file descriptors.
+# TYPE process_max_fds gauge
+process_max_fds 1024.0
+"""
 
 
 class Components:

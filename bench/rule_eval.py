@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Evaluate 1,000 alert rules against a scraped sample set. Target: under 50 ms.
 
-Five local components serve a realistic /metrics page (about 450 series each);
+Five local components serve a realistic /metrics page (about 220 series each);
 the agent's collector scrapes them twice (so rates and quantiles exist) and adds
 the host's system metrics. 1,000 rules then go through the engine: equality and
 regex matchers on per-source series, thresholds on derived, health and system

@@ -22,7 +22,7 @@ from atlas.monitoring.derive import derive
 from atlas.monitoring.health import ComponentHealth, HttpCheck, check_http, health_of
 from atlas.monitoring.http import Http
 from atlas.monitoring.samples import Sample, SampleSet, sample
-from atlas.monitoring.scrape import Scrape, exposed, scrape
+from atlas.monitoring.scrape import FamilyCache, Scrape, exposed, scrape
 from atlas.monitoring.settings import Component
 from atlas.monitoring.units import UnitStates, UnitStatus
 
@@ -84,6 +84,7 @@ class Collector:
         self.system = system
         self.pool = cf.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="probe")
         self.previous: dict[str, Scrape] = {}
+        self.parsed = {c.name: FamilyCache() for c in self.components}
 
     def close(self) -> None:
         self.pool.shutdown(wait=False, cancel_futures=True)
@@ -104,7 +105,8 @@ class Collector:
             c.name: self.pool.submit(check_http, c, self.http, self.clock) for c in self.components
         }
         scrapes_f = {
-            c.name: self.pool.submit(scrape, c, self.http, self.clock) for c in self.components
+            c.name: self.pool.submit(scrape, c, self.http, self.clock, self.parsed[c.name])
+            for c in self.components
         }
         states, units_error = self._unit_states()
         pids = {

@@ -1,7 +1,13 @@
 """Scrape a component's ``/metrics`` and parse it with prometheus-client's parser.
 
 A failed scrape (no answer, non-2xx, unparsable text) is a ``Scrape`` with
-``ok=False`` and the reason — never an exception out of ``scrape``. The series a
+``ok=False`` and the reason — never an exception out of ``scrape``.
+
+prometheus-client's parser reads character by character (about 30 µs a line), the
+largest part of the agent's idle CPU. ``FamilyCache`` splits a page into its metric
+families and re-parses only the families whose text changed since the previous
+scrape of that component (on a quiet component most of them: gauges, build info,
+GC stats); the result is the same as parsing the whole page. The series a
 component exposes become available to rules with a ``component`` label added (a
 series that already has one keeps it as ``exported_component``, as Prometheus does).
 """
@@ -54,7 +60,47 @@ def parse_metrics(text: str) -> list[Family]:
     return out
 
 
-def scrape(c: Component, http: Http, clock: Clock) -> Scrape | None:
+def split_families(text: str) -> list[str]:
+    """The page cut before every ``# HELP``/``# TYPE`` line that names a new metric."""
+    blocks: list[str] = []
+    current: list[str] = []
+    name = None
+    for line in text.splitlines(keepends=True):
+        if line.startswith(("# HELP ", "# TYPE ")):
+            parts = line.split(None, 3)
+            this = parts[2] if len(parts) > 2 else ""
+            if this != name and current:
+                blocks.append("".join(current))
+                current = []
+            name = this
+        current.append(line)
+    if current:
+        blocks.append("".join(current))
+    return blocks
+
+
+class FamilyCache:
+    """Parsed families of one component's previous page, by the text of each family."""
+
+    def __init__(self) -> None:
+        self._last: dict[str, list[Family]] = {}
+
+    def parse(self, text: str) -> list[Family]:
+        out: list[Family] = []
+        fresh: dict[str, list[Family]] = {}
+        for block in split_families(text):
+            parsed = self._last.get(block)
+            if parsed is None:
+                parsed = parse_metrics(block)
+            fresh[block] = parsed
+            out += parsed
+        self._last = fresh
+        return out
+
+
+def scrape(
+    c: Component, http: Http, clock: Clock, cache: FamilyCache | None = None
+) -> Scrape | None:
     """Scrape ``c`` (None when it has no metrics URL)."""
     if not c.metrics_url:
         return None
@@ -63,7 +109,7 @@ def scrape(c: Component, http: Http, clock: Clock) -> Scrape | None:
         r = http.get(c.metrics_url, timeout=c.timeout_s, max_bytes=MAX_METRICS_BYTES)
         if not r.ok:
             raise ProbeFailure(f"HTTP {r.status}")
-        families = parse_metrics(r.text)
+        families = cache.parse(r.text) if cache is not None else parse_metrics(r.text)
     except ProbeFailure as exc:
         return Scrape(c.name, False, start, clock.monotonic() - start, str(exc))
     except ValueError as exc:

@@ -181,3 +181,19 @@ def test_unparsable_and_failing_scrapes_are_results_not_errors(server: TestServe
     c = Component("core", "core", ("u",), None, None, server.url + "/nothing-here", 1.0)
     got = scrape(c, HttpxHttp(), clock)
     assert got is not None and not got.ok and got.error == "HTTP 404"
+
+
+def test_the_family_cache_parses_like_the_whole_page() -> None:
+    from atlas.monitoring.scrape import FamilyCache, split_families
+
+    pages = [
+        metrics_text(1, 0, {"0.1": 1, "+Inf": 1}, {"new": 1, "error": 0}),
+        metrics_text(2, 0, {"0.1": 2, "+Inf": 3}, {"new": 1, "error": 0}),
+        metrics_text(2, 1, {"0.1": 2, "+Inf": 3}, {"new": 4, "error": 2}, dlq=0),
+        'untyped_metric 3\n# TYPE g gauge\ng 1\ng{x="y"} 2\nother 5\n',
+    ]
+    cache = FamilyCache()
+    for page in pages:
+        assert cache.parse(page) == parse_metrics(page)
+    assert len(split_families(pages[0])) == 7
+    assert "".join(split_families(pages[0])) == pages[0]
