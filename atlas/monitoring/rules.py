@@ -51,14 +51,6 @@ def fingerprint(labels: Mapping[str, str]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def alert_labels(rule: Rule, s: Sample) -> dict[str, str]:
-    labels = {k: v for k, v in s.labels if k != "__name__"}
-    labels.update(rule.labels)
-    labels["alertname"] = rule.name
-    labels["severity"] = rule.severity
-    return labels
-
-
 RuleKey = tuple[str, str, tuple[tuple[str, str], ...]]
 
 
@@ -68,7 +60,8 @@ def _rule_key(rule: Rule) -> RuleKey:
 
 @lru_cache(maxsize=65536)
 def _identity(key: RuleKey, series: Labels) -> tuple[tuple[tuple[str, str], ...], str]:
-    """(alert labels, fingerprint) of a rule's series: the same every evaluation, so
+    """(alert labels, fingerprint) of a rule's series: its labels, the rule's labels
+    over them, then ``alertname`` and ``severity``. The same every evaluation, so
     cached — hashing them anew each time was most of an evaluation's cost."""
     labels = {k: v for k, v in series if k != "__name__"}
     labels.update(key[2])

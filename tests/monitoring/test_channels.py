@@ -403,3 +403,11 @@ def test_redactor_catches_the_forms_a_secret_takes() -> None:
     for needle in ("abcdef", "hunter2", plain):
         assert needle not in out
     assert json.dumps(out).count("<redacted>") == 5
+
+
+def test_resolved_goes_only_where_the_channel_asks_for_it(tmp_path: Any) -> None:
+    quiet = channel_settings(tmp_path, {**hook("http://127.0.0.1:9/"), "sendResolved": False})
+    assert notifications(quiet, resolve=True) == [], "only a resolved alert: nothing to send"
+    loud = channel_settings(tmp_path, hook("http://127.0.0.1:9/"))
+    (n,) = notifications(loud, resolve=True)
+    assert [a.status for a in n.alerts] == ["resolved"]
