@@ -5,6 +5,11 @@ rules → store state changes, history and new notifications in one transaction 
 wake the delivery worker → publish the figures on ``/metrics``. READY=1 is sent
 once the HTTP endpoint listens and the first cycle is done.
 
+Rules see the collected series plus the agent's own state from the previous cycle
+(``atlas_alert_rule_nodata{alertname}``, ``atlas_notifications_pending{channel}``,
+``atlas_maintenance_active``), so "a rule has had no data for 10m" or "a channel
+has been failing" can be alerts themselves (sent through another channel).
+
 SIGHUP re-reads rules and channels (alert state is kept: alerts of a rule that
 still exists carry on, those of a removed rule resolve); a config that fails to
 load is refused and the running one stays. SIGTERM stops after the current step;
@@ -43,6 +48,7 @@ from atlas.monitoring.collect_system import SystemCollector
 from atlas.monitoring.exporter import Exporter, ExportView
 from atlas.monitoring.http import Http, HttpxHttp
 from atlas.monitoring.rules import EngineState, Evaluation, evaluate
+from atlas.monitoring.samples import Sample, sample
 from atlas.monitoring.server import MetricsServer
 from atlas.monitoring.settings import Alerting, Settings, load_settings
 from atlas.monitoring.units import SystemctlUnits, UnitStates
@@ -224,6 +230,7 @@ class Agent:
         snap = self.collector.collect()
         now = self.clock.now()
         window = maintenance.read(self.settings.maintenance_file, now)
+        snap.samples.add(self._own_samples(window is not None))
         start = self.clock.monotonic()
         ev = evaluate(
             self.alerting.rules,
@@ -275,6 +282,21 @@ class Agent:
         self.last_cycle_mono = self.clock.monotonic()
         self._publish(snap, evaluation_s, pending, window is not None)
         return ev
+
+    def _own_samples(self, silenced: bool) -> list[Sample]:
+        """The agent's own state as series rules can use (as of the last cycle): alert
+        on a rule without data, a channel whose outbox grows, maintenance left on."""
+        out = [
+            sample("atlas_alert_rule_nodata", int(r.name in self.state.nodata), alertname=r.name)
+            for r in self.alerting.rules
+        ]
+        pending = self.exporter.view.view.pending
+        for ch in self.alerting.channels:
+            out.append(
+                sample("atlas_notifications_pending", pending.get(ch.name, 0), channel=ch.name)
+            )
+        out.append(sample("atlas_maintenance_active", int(silenced)))
+        return out
 
     def _publish(
         self, snap: Snapshot, evaluation_s: float, pending: Mapping[str, int], silenced: bool

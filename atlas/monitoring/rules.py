@@ -14,7 +14,8 @@ Lifecycle, as in Prometheus::
   condition has been false for less than that, so a dip does not resolve (and later
   re-send) it.
 * A rule none of whose series exist is in **no data** — its own state, recorded as
-  a transition and exported, never read as 0. Pending alerts of such a rule drop to
+  a transition and exported (``atlas_alert_rule_nodata``, which rules can watch
+  too), never read as 0. Pending alerts of such a rule drop to
   inactive; firing ones hold their state until data returns (a scrape outage does
   not resolve a real problem). A single series vanishing while the rule still has
   data counts as "condition false" (the series is gone, as in Prometheus).

@@ -312,3 +312,21 @@ def test_a_secret_never_reaches_the_database_metrics_or_logs(
             assert "T01/B02" not in where
     finally:
         agent.close()
+
+
+def test_no_data_can_itself_be_alerted_on(world: Any) -> None:
+    cfg = json.loads(world.path.read_text())
+    cfg["rules"].append(
+        rule("dlq-unknown", "atlas_alert_rule_nodata", op="==", threshold=1, forSeconds=30,
+             matchers=[{"label": "alertname", "op": "=", "value": "dlq"}])
+    )  # fmt: skip
+    cfg["rules"].append(rule("dlq", "atlas_dlq_size", threshold=100))
+    world.path.write_text(json.dumps(cfg))
+    agent = world.start()
+    for _ in range(5):  # the dlq metric never shows up
+        agent.cycle()
+        agent.deliverer.deliver_due()
+        world.clock.advance(10)
+    (body,) = delivered(world.receiver)
+    assert body["groupLabels"] == {"alertname": "dlq-unknown"}
+    assert body["alerts"][0]["labels"]["alertname"] == "dlq-unknown"
