@@ -184,16 +184,58 @@ def test_unparsable_and_failing_scrapes_are_results_not_errors(server: TestServe
 
 
 def test_the_family_cache_parses_like_the_whole_page() -> None:
+    import random
+
     from atlas.monitoring.scrape import FamilyCache, split_families
 
-    pages = [
-        metrics_text(1, 0, {"0.1": 1, "+Inf": 1}, {"new": 1, "error": 0}),
-        metrics_text(2, 0, {"0.1": 2, "+Inf": 3}, {"new": 1, "error": 0}),
-        metrics_text(2, 1, {"0.1": 2, "+Inf": 3}, {"new": 4, "error": 2}, dlq=0),
-        'untyped_metric 3\n# TYPE g gauge\ng 1\ng{x="y"} 2\nother 5\n',
-    ]
+    rng = random.Random(5)
+
+    def page(tick: int) -> str:
+        n = rng.randint(0, 50)
+        text = metrics_text(
+            n,
+            rng.randint(0, 3),
+            {"0.1": n, "1": n + 1, "+Inf": n + 2},
+            {"new": tick, "error": rng.choice([0, 0, 1])},
+            dlq=rng.randint(0, 2),
+        )
+        extra = rng.choice(
+            [
+                "",
+                "untyped_metric 3\n",
+                f'# TYPE g gauge\ng{{x="a b}} c"}} {tick}\ng 1 1700000000000\n',
+                f"# HELP h Help changes {tick % 2}.\n# TYPE h gauge\nh +Inf\n",
+                f'# TYPE new_{tick % 3} counter\nnew_{tick % 3}_total{{k="v"}} {tick}\n',
+            ]
+        )
+        return text + extra
+
     cache = FamilyCache()
-    for page in pages:
-        assert cache.parse(page) == parse_metrics(page)
-    assert len(split_families(pages[0])) == 7
-    assert "".join(split_families(pages[0])) == pages[0]
+    for tick in range(60):
+        text = page(tick)
+        assert cache.parse(text) == parse_metrics(text), text
+    first = metrics_text(1, 0, {"0.1": 1, "+Inf": 1}, {"new": 1, "error": 0})
+    assert len(split_families(first)) == 7
+    assert "".join(split_families(first)) == first
+
+
+def test_known_series_with_new_values_are_not_parsed_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    import atlas.monitoring.scrape as scrape_module
+    from atlas.monitoring.scrape import FamilyCache
+
+    cache = FamilyCache()
+    before = metrics_text(10, 1, {"0.1": 5, "+Inf": 9}, {"new": 3, "error": 0})
+    cache.parse(before)
+    after = metrics_text(20, 2, {"0.1": 9, "+Inf": 19}, {"new": 7, "error": 1}, dlq=3)
+
+    def refuse(text: str) -> None:
+        raise AssertionError(f"parsed again:\n{text}")
+
+    monkeypatch.setattr(scrape_module, "parse_metrics", refuse)
+    got = cache.parse(after)
+    monkeypatch.undo()
+    assert got == parse_metrics(after)
+    added = after + '# TYPE atlas_dlq_size gauge\natlas_dlq_size{queue="x"} 1\n'
+    monkeypatch.setattr(scrape_module, "parse_metrics", refuse)
+    with pytest.raises(AssertionError, match="parsed again"):
+        cache.parse(added)
