@@ -77,7 +77,14 @@ class Deliverer:
             self._report(row, "failed", error)
             return True
         try:
-            channel.send(Notification.from_json(row.payload), row.key)
+            notification = Notification.from_json(row.payload)
+        except (ValueError, TypeError, KeyError) as exc:
+            error = f"unreadable notification in the outbox: {type(exc).__name__}"
+            outbox.mark_failed(self.conn, row, self.clock.now(), error, 0.0)
+            self._report(row, "failed", error)
+            return True
+        try:
+            channel.send(notification, row.key)
         except PermanentDeliveryError as exc:
             took = self.clock.monotonic() - start
             outbox.mark_failed(self.conn, row, self.clock.now(), str(exc), took)
@@ -120,6 +127,9 @@ class Deliverer:
                 next_at = outbox.next_due_at(self.conn)
             except (sqlite3.Error, StorageError) as exc:
                 log.error("outbox: %s; retrying in 5s", exc)
+                next_at = self.clock.now() + 5.0
+            except Exception:  # a bug must not stop delivery for good
+                log.exception("delivery pass failed; retrying in 5s")
                 next_at = self.clock.now() + 5.0
             sleep = MAX_SLEEP_S if next_at is None else next_at - self.clock.now()
             if sleep > 0:

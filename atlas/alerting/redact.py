@@ -67,6 +67,10 @@ class RedactingFilter(logging.Filter):
             cleaned = self.redact(message)
             if cleaned != message:
                 record.msg, record.args = cleaned, ()
+            if record.exc_info and not record.exc_text:
+                record.exc_text = logging.Formatter().formatException(record.exc_info)
+            if record.exc_text:
+                record.exc_text = self.redact(record.exc_text)
         return True
 
 

@@ -153,14 +153,19 @@ class Agent:
 
     def run(self) -> None:
         """Open, listen, first cycle, READY=1, then loop until ``request_stop``."""
+        try:
+            self._run()
+        finally:
+            self.close()
+
+    def _run(self) -> None:
         n = self.deps.notifier
         self.open()
         port = self.listen()
         self.start_delivery()
-        self.cycle()
+        self._safe_cycle()
         # Everything alive now (modules, settings, caches) lives as long as the process:
-        # keep it out of the collector's full passes, which are otherwise most of the
-        # idle CPU after parsing.
+        # keep it out of the collector's full passes, a good part of the idle CPU.
         gc.collect()
         gc.freeze()
         log.info(
@@ -180,9 +185,8 @@ class Agent:
             if self._reload_requested:
                 self._reload_requested = False
                 self.reload()
-            now = self.clock.monotonic()
-            if now >= next_at:
-                self.cycle()
+            if self.clock.monotonic() >= next_at:
+                self._safe_cycle()
                 next_at += interval
                 if next_at <= self.clock.monotonic():  # fell behind: do not burst
                     next_at = self.clock.monotonic() + interval
@@ -195,7 +199,14 @@ class Agent:
                 self.wake.wait(wait)
             self.wake.clear()
         n.stopping()
-        self.close()
+
+    def _safe_cycle(self) -> None:
+        """A cycle that fails on a bug is logged and retried next interval; /healthz
+        turns unhealthy if none succeeds for a while (the state is in the database)."""
+        try:
+            self.cycle()
+        except Exception:  # keep watching; the traceback is logged
+            log.exception("monitoring cycle failed")
 
     def request_stop(self) -> None:
         self.stop_event.set()
@@ -208,6 +219,7 @@ class Agent:
         self.wake.set()
 
     def close(self) -> None:
+        """Stop the threads and the server and close the database (idempotent)."""
         self.stop_event.set()
         if self.deliverer is not None:
             self.deliverer.wake.set()
@@ -215,12 +227,14 @@ class Agent:
             self._delivery_thread.join(timeout=15)
         if self.server is not None:
             self.server.stop()
+            self.server = None
         if self.collector is not None:
             self.collector.close()
         for conn in (self.conn, self.deliverer.conn if self.deliverer else None):
             if conn is not None:
                 conn.close()
         self._unprotect()
+        self._unprotect = lambda: None
 
     # ---- one cycle
 

@@ -411,3 +411,31 @@ def test_resolved_goes_only_where_the_channel_asks_for_it(tmp_path: Any) -> None
     loud = channel_settings(tmp_path, hook("http://127.0.0.1:9/"))
     (n,) = notifications(loud, resolve=True)
     assert [a.status for a in n.alerts] == ["resolved"]
+
+
+def test_log_records_and_tracebacks_are_redacted() -> None:
+    import logging
+
+    from atlas.alerting.redact import protect_logs
+
+    stream = __import__("io").StringIO()
+    handler = logging.StreamHandler(stream)
+    root = logging.getLogger()
+    root.addHandler(handler)
+    r = Redactor(["https://hooks.example/T/very-secret"])
+    undo = protect_logs(r)
+    try:
+        logging.getLogger("atlas.test").error(
+            "posting to %s", "https://hooks.example/T/very-secret"
+        )
+        try:
+            raise RuntimeError("boom at https://hooks.example/T/very-secret")
+        except RuntimeError:
+            logging.getLogger("atlas.test").exception("failed")
+        logging.getLogger("httpx").info("HTTP Request: POST https://hooks.example/T/very-secret")
+    finally:
+        undo()
+        root.removeHandler(handler)
+    text = stream.getvalue()
+    assert "very-secret" not in text
+    assert "posting to <redacted>" in text and "RuntimeError: boom at <redacted>" in text
