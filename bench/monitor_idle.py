@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -228,6 +229,7 @@ def main() -> None:
         log.close()
         if manager is not None:
             manager.cleanup()
+        shutil.rmtree(work, ignore_errors=True)
     cpu_percent = 100.0 * used / elapsed
     peak = max(rss) / 2**20
     result = {

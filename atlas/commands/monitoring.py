@@ -202,6 +202,10 @@ def monitor(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     setup(settings.log_level, "monitoring")
+    from atlas.errors import ConfigError
+
+    if not 0 < args.retry_initial <= args.retry_max:
+        raise ConfigError("--retry-initial and --retry-max: expected 0 < initial <= max seconds")
     retry = RetryPolicy(
         args.retry_initial, args.retry_max, _duration(args.give_up_after, "--give-up-after")
     )
