@@ -25,6 +25,7 @@ COMMAND_MODULES = (
     "atlas.commands.reconcile",
     "atlas.commands.secrets",
     "atlas.commands.migrate",
+    "atlas.commands.monitoring",
 )
 
 EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2

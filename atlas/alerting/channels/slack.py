@@ -1,0 +1,77 @@
+"""Slack channel: an incoming-webhook message with one coloured attachment.
+
+The attachment is ``danger`` (red) while anything fires and ``good`` (green) when
+all is resolved; its title comes from the subject template and its text from
+``slack.j2`` (or the channel's ``text`` override).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from atlas.alerting.channels import http_outcome, secret
+from atlas.alerting.model import Notification
+from atlas.alerting.templates import render_message
+from atlas.errors import ProbeFailure, TemporaryDeliveryError
+from atlas.monitoring.http import Http
+from atlas.monitoring.settings import ChannelSettings, SlackSettings
+
+COLOURS = {"firing": "danger", "resolved": "good"}
+
+
+def slack_payload(
+    n: Notification, s: SlackSettings, overrides: Mapping[str, str]
+) -> dict[str, Any]:
+    title = render_message("subject", n, overrides).strip()
+    text = render_message("slack", n, overrides).strip()
+    body: dict[str, Any] = {
+        "text": title,
+        "attachments": [
+            {
+                "color": COLOURS[n.status],
+                "title": title,
+                "title_link": n.external_url,
+                "text": text,
+                "fallback": title,
+                "mrkdwn_in": ["text"],
+                "footer": f"Atlas {n.environment}",
+                "ts": int(n.created_at),
+            }
+        ],
+    }
+    if s.channel:
+        body["channel"] = s.channel
+    if s.username:
+        body["username"] = s.username
+    return body
+
+
+class SlackChannel:
+    type = "slack"
+
+    def __init__(
+        self,
+        ch: ChannelSettings,
+        s: SlackSettings,
+        env: Mapping[str, str],
+        http: Http,
+        version: str | None,
+    ) -> None:
+        self.name = ch.name
+        self.s = s
+        self.templates = dict(ch.templates)
+        self.env = env
+        self.http = http
+        self.user_agent = f"atlas-monitoring/{version or 'dev'}"
+
+    def send(self, n: Notification, key: str) -> None:
+        body = json.dumps(slack_payload(n, self.s, self.templates)).encode()
+        url = secret(self.env, self.s.url_env, "Slack webhook URL")
+        headers = {"Content-Type": "application/json", "User-Agent": self.user_agent}
+        try:
+            r = self.http.post(url, body, timeout=self.s.timeout_s, headers=headers)
+        except ProbeFailure as exc:
+            raise TemporaryDeliveryError(f"slack: {exc}") from exc
+        http_outcome(r.status, r.text, "slack")

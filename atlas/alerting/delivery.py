@@ -1,0 +1,138 @@
+"""The delivery worker: drains the outbox through the channels.
+
+``Deliverer.deliver_due`` is one pass (synchronous, for tests and ``--once``);
+``Deliverer.run`` repeats it in a thread, sleeping until the next row is due or
+until ``wake`` is set by the agent after it enqueued something. The worker has its
+own database connection. Each attempt's result is reported to ``on_result``
+(``atlas_notifications_total{channel,result}``).
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import sqlite3
+import threading
+from collections.abc import Callable, Mapping
+
+from atlas.alerting import outbox
+from atlas.alerting.channels import Channel
+from atlas.alerting.model import Notification
+from atlas.errors import PermanentDeliveryError, StorageError, TemporaryDeliveryError
+from atlas.monitoring.clock import Clock
+
+log = logging.getLogger(__name__)
+ResultHook = Callable[[str, str], None]  # (channel, result)
+MAX_SLEEP_S = 60.0
+
+
+class Deliverer:
+    def __init__(
+        self,
+        conn: sqlite3.Connection,
+        channels: Mapping[str, Channel],
+        clock: Clock,
+        policy: outbox.RetryPolicy | None = None,
+        rng: random.Random | None = None,
+        on_result: ResultHook | None = None,
+    ) -> None:
+        self.conn = conn
+        self._channels = dict(channels)
+        self._lock = threading.Lock()
+        self.clock = clock
+        self.policy = policy or outbox.RetryPolicy()
+        self.rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
+        self.on_result = on_result or (lambda channel, result: None)
+        self.wake = threading.Event()
+
+    def set_channels(self, channels: Mapping[str, Channel]) -> None:
+        """Swap the channels (SIGHUP); pending rows keep waiting in the outbox."""
+        with self._lock:
+            self._channels = dict(channels)
+        self.wake.set()
+
+    def channels(self) -> dict[str, Channel]:
+        with self._lock:
+            return dict(self._channels)
+
+    def deliver_due(self) -> int:
+        """Attempt every due row once (a failing channel is skipped after its first
+        failure in this pass); returns the number of attempts."""
+        channels = self.channels()
+        failing: set[str] = set()
+        attempts = 0
+        for row in outbox.due(self.conn, self.clock.now()):
+            if row.channel in failing:
+                continue
+            attempts += 1
+            if not self._attempt(row, channels.get(row.channel)):
+                failing.add(row.channel)
+        return attempts
+
+    def _attempt(self, row: outbox.OutboxRow, channel: Channel | None) -> bool:
+        start = self.clock.monotonic()
+        if channel is None:
+            error = f"channel {row.channel!r} is no longer configured"
+            outbox.mark_failed(self.conn, row, self.clock.now(), error, 0.0)
+            self._report(row, "failed", error)
+            return True
+        try:
+            notification = Notification.from_json(row.payload)
+        except (ValueError, TypeError, KeyError) as exc:
+            error = f"unreadable notification in the outbox: {type(exc).__name__}"
+            outbox.mark_failed(self.conn, row, self.clock.now(), error, 0.0)
+            self._report(row, "failed", error)
+            return True
+        try:
+            channel.send(notification, row.key)
+        except PermanentDeliveryError as exc:
+            took = self.clock.monotonic() - start
+            outbox.mark_failed(self.conn, row, self.clock.now(), str(exc), took)
+            self._report(row, "failed", str(exc))
+            return True
+        except TemporaryDeliveryError as exc:
+            took = self.clock.monotonic() - start
+            now = self.clock.now()
+            if now - row.created_at >= self.policy.give_up_after_s:
+                error = f"{exc} (giving up after {self.policy.give_up_after_s:g}s)"
+                outbox.mark_failed(self.conn, row, now, error, took)
+                self._report(row, "failed", error)
+                return False
+            next_at = now + self.policy.delay(row.attempts + 1, self.rng)
+            outbox.mark_retry(self.conn, row, now, str(exc), next_at, took)
+            self._report(row, "retry", f"{exc}; next attempt in {next_at - now:.1f}s")
+            return False
+        took = self.clock.monotonic() - start
+        outbox.mark_delivered(self.conn, row, self.clock.now(), took)
+        self._report(row, "success", None)
+        return True
+
+    def _report(self, row: outbox.OutboxRow, result: str, error: str | None) -> None:
+        self.on_result(row.channel, result)
+        what = f"notification {row.id} ({row.status} {row.rule}) to {row.channel}"
+        attempt = row.attempts + 1
+        if result == "success":
+            log.info("%s delivered (attempt %d)", what, attempt)
+        elif result == "retry" and attempt != 1 and attempt % 10:
+            log.info("%s: attempt %d failed: %s", what, attempt, error)  # quieter while down
+        else:
+            log.warning("%s: attempt %d %s: %s", what, attempt, result, error)
+
+    def run(self, stop: threading.Event) -> None:
+        """Deliver until ``stop`` is set."""
+        while not stop.is_set():
+            self.wake.clear()
+            try:
+                self.deliver_due()
+                next_at = outbox.next_due_at(self.conn)
+            except (sqlite3.Error, StorageError) as exc:
+                log.error("outbox: %s; retrying in 5s", exc)
+                next_at = self.clock.now() + 5.0
+            except Exception:  # a bug must not stop delivery for good
+                log.exception("delivery pass failed; retrying in 5s")
+                next_at = self.clock.now() + 5.0
+            sleep = MAX_SLEEP_S if next_at is None else next_at - self.clock.now()
+            if sleep > 0:
+                self.wake.wait(min(MAX_SLEEP_S, sleep))
+            if stop.is_set():
+                return

@@ -1,0 +1,197 @@
+"""Jinja2 for what alerts *say*: rule annotations and channel messages.
+
+Annotations (``summary: "Disk {{ labels.mount }} is {{ value | round(1) }}% full"``)
+see ``labels`` (a dict) and ``value`` (a number); a missing label renders empty and
+a failing template renders ``(template error: …)`` rather than losing the alert.
+
+Messages come from ``templates/alerts/`` (``email-subject.j2`` — also the Slack
+title —, ``email.txt.j2``, ``email.html.j2``, ``slack.j2``); a channel's
+``templates`` map overrides ``subject``, ``text`` (email text part, Slack text) and
+``html``. Overrides are compiled and rendered against a sample notification when
+the config is loaded, so a typo is a ConfigError at start or reload, not a lost
+alert; should one still fail at send time, the default template is used instead.
+
+Message template context: ``status``, ``rule``, ``receiver``, ``environment``,
+``test``, ``externalURL``, ``groupLabels``, ``commonLabels``, ``commonAnnotations``
+and ``alerts`` / ``firing`` / ``resolved``: lists of dicts with ``status``,
+``labels``, ``annotations``, ``startsAt``, ``endsAt``, ``value`` (text or None),
+``fingerprint`` and ``generatorURL``. Everything renders in a sandbox, with
+StrictUndefined: write ``a.annotations.get("runbook_url")`` for what a rule may
+not set.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Mapping
+from functools import cache
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import jinja2
+from jinja2.sandbox import SandboxedEnvironment
+
+from atlas.errors import ConfigError
+
+if TYPE_CHECKING:
+    from atlas.alerting.model import Notification
+    from atlas.monitoring.settings import ChannelSettings, Rule
+
+TEMPLATE_DIR = Path(__file__).resolve().parents[2] / "templates" / "alerts"
+DEFAULTS = {
+    "subject": "email-subject.j2",
+    "text": "email.txt.j2",
+    "html": "email.html.j2",
+    "slack": "slack.j2",
+}
+log = logging.getLogger(__name__)
+
+
+def format_value(value: float | None) -> str | None:
+    """A sample value as people read it: 3 rather than 3.0, 93.25 rather than 93.250000."""
+    if value is None:
+        return None
+    if math.isnan(value):
+        return "NaN"
+    if value.is_integer() and abs(value) < 1e15:
+        return str(int(value))
+    return f"{value:.6g}"
+
+
+class _Value(float):
+    """A float that prints like ``format_value`` inside annotation templates."""
+
+    def __str__(self) -> str:
+        return format_value(float(self)) or ""
+
+
+@cache
+def _annotation_env() -> SandboxedEnvironment:
+    return SandboxedEnvironment(undefined=jinja2.Undefined, autoescape=False)
+
+
+@cache
+def _message_env(autoescape: bool) -> SandboxedEnvironment:
+    return SandboxedEnvironment(
+        loader=jinja2.FileSystemLoader(str(TEMPLATE_DIR)),
+        undefined=jinja2.StrictUndefined,
+        autoescape=autoescape,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+
+
+@cache
+def _compiled_annotation(text: str) -> jinja2.Template:
+    return _annotation_env().from_string(text)
+
+
+def check_annotation(text: str, where: str) -> None:
+    """ConfigError when ``text`` is not a valid Jinja2 template."""
+    try:
+        _compiled_annotation(text)
+    except jinja2.TemplateSyntaxError as exc:
+        raise ConfigError(f"{where}: template error on line {exc.lineno}: {exc.message}") from exc
+
+
+def render_annotations(rule: Rule, labels: Mapping[str, str], value: float) -> dict[str, str]:
+    """The rule's annotations rendered for one alert (the engine's ``Annotator``)."""
+    out = {}
+    for key, text in rule.annotations.items():
+        if "{" not in text:
+            out[key] = text
+            continue
+        try:
+            out[key] = _compiled_annotation(text).render(labels=dict(labels), value=_Value(value))
+        except Exception as exc:  # noqa: BLE001 - a bad template must not lose the alert
+            out[key] = f"(template error: {exc})"
+    return out
+
+
+def _context(n: Notification) -> dict[str, Any]:
+    from atlas.alerting.model import rfc3339
+
+    def alert(a: Any) -> dict[str, Any]:
+        return {
+            "status": a.status,
+            "labels": dict(a.labels),
+            "annotations": dict(a.annotations),
+            "startsAt": rfc3339(a.starts_at),
+            "endsAt": rfc3339(a.ends_at) if a.ends_at is not None else "",
+            "value": format_value(a.value),
+            "fingerprint": a.fingerprint,
+            "generatorURL": a.generator_url,
+        }
+
+    alerts = [alert(a) for a in n.alerts]
+    return {
+        "status": n.status,
+        "rule": n.rule,
+        "receiver": n.receiver,
+        "environment": n.environment,
+        "test": n.test,
+        "externalURL": n.external_url,
+        "groupLabels": dict(n.group_labels),
+        "commonLabels": dict(n.common_labels),
+        "commonAnnotations": dict(n.common_annotations),
+        "alerts": alerts,
+        "firing": [a for a in alerts if a["status"] == "firing"],
+        "resolved": [a for a in alerts if a["status"] == "resolved"],
+    }
+
+
+def _default(kind: str) -> jinja2.Template:
+    return _message_env(kind == "html").get_template(DEFAULTS[kind])
+
+
+def _override(kind: str, text: str) -> jinja2.Template:
+    return _message_env(kind == "html").from_string(text)
+
+
+def render_message(kind: str, n: Notification, overrides: Mapping[str, str]) -> str:
+    """Render ``kind`` (subject, text, html, slack) for ``n``; overrides by channel."""
+    key = "text" if kind == "slack" else kind
+    ctx = _context(n)
+    text = overrides.get(key)
+    if text is not None:
+        try:
+            return _override(kind, text).render(ctx)
+        except jinja2.TemplateError as exc:
+            log.warning(
+                "channel %s: template %r failed (%s); using the default", n.receiver, key, exc
+            )
+    out = _default(kind).render(ctx)
+    return " ".join(out.split()) if kind == "subject" else out
+
+
+def check_channel_templates(ch: ChannelSettings, where: str) -> None:
+    """Compile and trial-render a channel's overrides; ConfigError on any problem."""
+    from atlas.alerting.model import AlertPayload, build
+
+    if not ch.templates:
+        return
+    alerts = [
+        AlertPayload("firing", {"alertname": "r", "severity": "warning"}, {"summary": "s"},
+                     0.0, None, "0" * 16, 1.0, "http://atlas.invalid"),
+        AlertPayload("resolved", {"alertname": "r", "severity": "warning"}, {"summary": "s"},
+                     0.0, 60.0, "1" * 16, 0.0, "http://atlas.invalid"),
+    ]  # fmt: skip
+    sample = build(
+        ch.name, "r", alerts, external_url="http://atlas.invalid", environment="e", now=0
+    )
+    kinds = {
+        "subject": "subject",
+        "text": "slack" if ch.type == "slack" else "text",
+        "html": "html",
+    }
+    for key, text in ch.templates.items():
+        try:
+            _override(kinds[key], text).render(_context(sample))
+        except jinja2.TemplateSyntaxError as exc:
+            raise ConfigError(
+                f"{where}.templates.{key}: template error on line {exc.lineno}: {exc.message}"
+            ) from exc
+        except jinja2.TemplateError as exc:
+            raise ConfigError(f"{where}.templates.{key}: {exc}") from exc
