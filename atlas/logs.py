@@ -22,4 +22,8 @@ def setup(level: str, component: str) -> logging.Logger:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(_LEVELS.get(level, logging.INFO))
+    # httpx and httpcore log every request URL at INFO; a URL can carry a secret
+    # (Slack and pager webhooks), so they speak only of warnings and errors.
+    for noisy in ("httpx", "httpcore"):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
     return logging.getLogger(f"atlas.{component}")

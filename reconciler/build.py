@@ -192,9 +192,18 @@ def _source(m: Manifest, repo_root: Path) -> model.Source:
     )
 
 
+# The defaults the AlertChannel schema documents, applied once, here: the agent reads
+# complete settings and keeps no copy of them.
+CHANNEL_DEFAULTS: dict[str, dict[str, Any]] = {
+    "email": {"port": 587, "security": "starttls", "timeout": "10s"},
+    "webhook": {"timeout": "10s", "maxAlerts": 0},
+    "slack": {"timeout": "10s"},
+}
+
+
 def _channel(m: Manifest) -> model.Channel:
     s = m.spec
-    block = dict(s.get(s["type"], {}))
+    block = {**CHANNEL_DEFAULTS[s["type"]], **s.get(s["type"], {})}
     secret_fields = {
         key[: -len("Secret")]: block.pop(key) for key in list(block) if key.endswith("Secret")
     }

@@ -30,6 +30,9 @@ SHOW_PROPERTIES = (
 )
 
 
+_PRIVATE_ENV = frozenset({"NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID"})
+
+
 class UnitCommandFailed(ReconcilerError):
     """systemctl refused or failed an operation on a unit."""
 
@@ -115,7 +118,16 @@ class Systemctl:
         self, scope: str, env: Mapping[str, str] | None = None, timeout: float = 90.0
     ) -> None:
         self.base = ["systemctl", "--user"] if scope == "user" else ["systemctl"]
-        self.env = dict(env) if env is not None else None
+        # systemctl must not inherit our sd_notify socket (it would report to it) nor secrets.
+        self.env = (
+            {
+                k: v
+                for k, v in env.items()
+                if k not in _PRIVATE_ENV and not k.startswith("ATLAS_SECRET")
+            }
+            if env is not None
+            else None
+        )
         self.timeout = timeout
 
     def _run(self, *args: str, check: bool = True) -> str:

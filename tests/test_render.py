@@ -201,3 +201,19 @@ def test_replicas_render_template_units_with_instances(tmp_path: Path, example_k
 
 def test_env_quote_escapes_what_systemd_unescapes() -> None:
     assert env_quote('a "b" \\ $HOME\nnext') == '"a \\"b\\" \\\\ $HOME\nnext"'
+
+
+def test_channel_defaults_are_rendered_once(tmp_path: Path, example_keys) -> None:
+    rendered = render_env("staging", "user", tmp_path, example_keys)
+    monitoring = next(
+        f for f in rendered.files if f.kind == "config" and f.component == "monitoring"
+    )
+    slack = next(c for c in json.loads(monitoring.content)["channels"] if c["name"] == "ops")[
+        "slack"
+    ]
+    assert slack == {
+        "urlEnv": "ATLAS_SECRET_SLACK_WEBHOOK_URL",
+        "channel": "#atlas-staging",
+        "username": "atlas",
+        "timeoutSeconds": 10,
+    }
