@@ -23,6 +23,7 @@ from atlas import __version__
 COMMAND_MODULES = (
     "atlas.commands.manifests",
     "atlas.commands.reconcile",
+    "atlas.commands.platform",
 )
 
 EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
