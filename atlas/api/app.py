@@ -154,8 +154,12 @@ def create_app(
         until: Annotated[str | None, Query(max_length=64)] = None,
         q: Annotated[str | None, Query()] = None,
         cursor: Annotated[str | None, Query()] = None,
-        limit: Annotated[int | None, Query(ge=1, le=settings.page_size)] = None,
+        limit: Annotated[int | None, Query(ge=1)] = None,
     ) -> dict[str, Any]:
+        if limit is not None and limit > settings.page_size:
+            raise params.BadRequest(
+                f"limit: at most {settings.page_size} items per page", "limit"
+            )
         sources = tuple(params.check_source(s) for s in source or ())
         if len(sources) > 50:
             raise params.BadRequest("source: at most 50 sources at once", "source")

@@ -7,9 +7,11 @@ from uvicorn's own loop when systemd asks for them."""
 from __future__ import annotations
 
 import os
+import signal
 import socket
 from collections.abc import Mapping
 from pathlib import Path
+from types import FrameType
 
 import uvicorn
 
@@ -51,6 +53,12 @@ class NotifyingServer(uvicorn.Server):
         await super().startup(sockets=sockets)
         if not self.should_exit:
             self.notifier.ready(self.status_text)
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        if sig == signal.SIGTERM:  # systemd's stop: drain and exit 0 (uvicorn would re-raise)
+            self.should_exit = True
+            return
+        super().handle_exit(sig, frame)
 
     async def on_tick(self, counter: int) -> bool:  # called every 0.1 s
         if self.ping_every is not None and counter % self.ping_every == 0:

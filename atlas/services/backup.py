@@ -133,6 +133,8 @@ def make_backup(
             dst = sqlite3.connect(plain_tmp)
             try:
                 src.backup(dst, pages=4096)
+                # a self-contained file: no -wal/-shm beside the copy
+                dst.execute("PRAGMA journal_mode=DELETE")
             finally:
                 dst.close()
                 src.close()
