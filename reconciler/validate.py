@@ -179,9 +179,7 @@ def _explain(manifest: Manifest, error: jsonschema.ValidationError) -> list[Prob
     if v == "enum":
         options = ", ".join(str(o) for o in value)
         hint = ""
-        if isinstance(instance, bool) and {"no", "yes", "on", "off"} & set(
-            value
-        ):
+        if isinstance(instance, bool) and {"no", "yes", "on", "off"} & set(value):
             hint = " (YAML reads a bare yes/no/on/off as true/false: quote it)"
         return [
             manifest.problem(
@@ -195,9 +193,7 @@ def _explain(manifest: Manifest, error: jsonschema.ValidationError) -> list[Prob
                 path, f"{where}: field {path[-1]!r} does not apply to type {spec_type!r}"
             )
         ]
-    if v == "oneOf" and all(
-        isinstance(s, dict) and set(s) == {"required"} for s in value
-    ):
+    if v == "oneOf" and all(isinstance(s, dict) and set(s) == {"required"} for s in value):
         names = " or ".join(s["required"][0] for s in value)
         return [manifest.problem(path, f"{where}: expected exactly one of {names}")]
     if v == "propertyNames":
@@ -219,9 +215,7 @@ def _explain(manifest: Manifest, error: jsonschema.ValidationError) -> list[Prob
         "const",
     }:
         return [
-            manifest.problem(
-                path, f"{where}: expected {_expected(error)}; got {_show(instance)}"
-            )
+            manifest.problem(path, f"{where}: expected {_expected(error)}; got {_show(instance)}")
         ]
     return [manifest.problem(path, f"{where}: {error.message}")]
 
