@@ -226,6 +226,16 @@ def test_full_text_search(api: Api) -> None:
     assert [i["title"] for i in combined.json()["items"]] == ["Lighthouse keepers"]
 
 
+def test_search_pages_through_every_match(api: Api) -> None:
+    seed(api.db, {"a": items("a", 13), "b": items("b", 12)}).close()
+    found = walk(api, q="lighthouses", limit=4)
+    assert len(found) == 25 and len({i["id"] for i in found}) == 25
+    ids = [i["id"] for i in found]
+    assert ids == sorted(ids, reverse=True), "search: newest stored first"
+    only_b = walk(api, q="lighthouses", source="b", limit=5)
+    assert {i["source"] for i in only_b} == {"b"} and len(only_b) == 12
+
+
 def test_single_item_has_full_text(api: Api) -> None:
     long_text = "word " * 500
     seed(api.db, {"a": [Item("Long", long_text.strip(), guid="x", published_at=5.0)]}).close()
@@ -254,6 +264,7 @@ def test_single_item_has_full_text(api: Api) -> None:
         ({"q": "!!! ***"}, "q: no words"),
         ({"source": "Not A Name"}, "is not a source name"),
         ({"source": "x" * 64}, "source"),
+        ({"limt": "5"}, "limt: unknown parameter"),
     ],
 )
 def test_bad_parameters_are_400(api: Api, params: dict[str, str], fragment: str) -> None:
@@ -272,6 +283,12 @@ def test_not_found_method_and_unavailable(api: Api) -> None:
     assert_json_error(api.get("/nowhere"), 404, "Not Found")
     assert_json_error(api.client.post("/v1/items"), 405, "Method Not Allowed")
     assert_json_error(api.client.delete("/v1/items/1"), 405)
+
+
+def test_openapi_documents_the_item_parameters(api: Api) -> None:
+    spec = api.get("/v1/openapi.json").json()
+    names = {p["name"] for p in spec["paths"]["/v1/items"]["get"]["parameters"]}
+    assert names == {"source", "since", "until", "q", "cursor", "limit"}
 
 
 def test_request_metrics_by_route_template(api: Api) -> None:

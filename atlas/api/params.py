@@ -52,6 +52,18 @@ def decode_cursor(cursor: str) -> tuple[float, int]:
     return float(ts), item_id
 
 
+def parse_limit(value: str | None, page_size: int) -> int:
+    if value is None:
+        return page_size
+    try:
+        limit = int(value)
+    except ValueError as exc:
+        raise BadRequest(f"limit: expected a whole number, got {value[:20]!r}", "limit") from exc
+    if not 1 <= limit <= page_size:
+        raise BadRequest(f"limit: between 1 and {page_size}", "limit")
+    return limit
+
+
 def parse_time(value: str, param: str) -> float:
     """Epoch seconds from epoch seconds or ISO 8601 (a time without zone is UTC)."""
     text = value.strip()

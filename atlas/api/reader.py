@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from atlas.core.schema import LATEST
 from atlas.errors import StorageError
 
 EXCERPT_CHARS = 300
+QUERY_BUDGET_S = 2.0  # a query running longer is interrupted (it would stall the loop)
 
 
 @dataclass(frozen=True)
@@ -64,11 +66,23 @@ class Reader:
         return conn
 
     def query(self, sql: str, params: Any = ()) -> list[Any]:
+        conn = self.conn()
+        deadline = time.monotonic() + QUERY_BUDGET_S
+        conn.set_progress_handler(lambda: int(time.monotonic() > deadline), 10_000)
         try:
-            return self.conn().execute(sql, params).fetchall()
+            return conn.execute(sql, params).fetchall()
+        except sqlite3.OperationalError as exc:
+            if "interrupted" in str(exc):
+                raise StorageError(
+                    f"query exceeded its {QUERY_BUDGET_S:g}s budget; narrow the request"
+                ) from exc
+            self.forget()
+            raise StorageError(f"database query failed: {exc}") from exc
         except sqlite3.Error as exc:
             self.forget()
             raise StorageError(f"database query failed: {exc}") from exc
+        finally:
+            conn.set_progress_handler(None, 0)
 
     def forget(self) -> None:
         conn = getattr(self._local, "conn", None)
@@ -150,49 +164,73 @@ class Reader:
     # ---- items
 
     def items(self, f: ItemFilter) -> tuple[list[dict[str, Any]], tuple[float, int] | None]:
-        """A page of items, newest first, and the keyset of its last row if more follow."""
+        """A page of items and the keyset of its last row if more follow.
+
+        Browsing is newest first by item time (``ts``, then id). A search (``match``)
+        is newest *stored* first (id): FTS5 then walks its index backwards and stops
+        at the page's end, so a word found in most items costs no more than a rare
+        one — ordering by item time would have to collect every match first."""
         where: list[str] = []
         params: list[Any] = []
         if f.sources:
-            where.append(f"source IN ({','.join('?' * len(f.sources))})")
+            where.append(f"i.source IN ({','.join('?' * len(f.sources))})")
             params += f.sources
         if f.since is not None:
-            where.append("ts >= ?")
+            where.append("i.ts >= ?")
             params.append(f.since)
         if f.until is not None:
-            where.append("ts < ?")
+            where.append("i.ts < ?")
             params.append(f.until)
-        if f.match is not None:
-            where.append("id IN (SELECT rowid FROM items_fts WHERE items_fts MATCH ?)")
-            params.append(f.match)
-        if f.after is not None:
-            where.append("(ts, id) < (?, ?)")
-            params += f.after
-        sql = (
-            "SELECT id, source, guid, url, title, substr(text, 1, ?), author, published_at, ts,"
-            " first_seen_at, updated_at FROM items"
+        columns = (
+            f"i.id, i.source, i.guid, i.url, i.title, substr(i.text, 1, ?), i.author, {_TIMES}"
         )
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY ts DESC, id DESC LIMIT ?"
+        if f.match is not None:
+            where.insert(0, "items_fts MATCH ?")
+            params.insert(0, f.match)
+            if f.after is not None:
+                where.append("items_fts.rowid < ?")
+                params.append(f.after[1])
+            sql = (
+                f"SELECT {columns} FROM items_fts CROSS JOIN items i ON i.id = items_fts.rowid"  # noqa: S608
+                f" WHERE {' AND '.join(where)} ORDER BY items_fts.rowid DESC LIMIT ?"
+            )
+        else:
+            if f.after is not None:
+                where.append("(i.ts, i.id) < (?, ?)")
+                params += f.after
+            sql = f"SELECT {columns} FROM items i"  # noqa: S608 - fixed fragments only
+            if where:
+                sql += " WHERE " + " AND ".join(where)
+            sql += " ORDER BY i.ts DESC, i.id DESC LIMIT ?"
         rows = self.query(sql, [EXCERPT_CHARS, *params, f.limit + 1])
         more = len(rows) > f.limit
         rows = rows[: f.limit]
         page = [_item(row, excerpt=True) for row in rows]
-        last = (rows[-1][8], rows[-1][0]) if more and rows else None
+        last = (rows[-1][-1], rows[-1][0]) if more and rows else None
         return page, last
 
     def item(self, item_id: int) -> dict[str, Any] | None:
         rows = self.query(
-            "SELECT id, source, guid, url, title, text, author, published_at, ts,"
-            " first_seen_at, updated_at FROM items WHERE id = ?",
+            "SELECT i.id, i.source, i.guid, i.url, i.title, i.text, i.author,"  # noqa: S608
+            f" {_TIMES} FROM items i WHERE i.id = ?",
             (item_id,),
         )
         return _item(rows[0], excerpt=False) if rows else None
 
 
+def _utc(column: str) -> str:
+    """An epoch column as ISO 8601 UTC text, formatted by SQLite (far cheaper than Python)."""
+    return f"strftime('%Y-%m-%dT%H:%M:%SZ', {column}, 'unixepoch')"
+
+
+# the four times as text, then the raw ts (the keyset of the cursor)
+_TIMES = ", ".join(
+    [*(_utc(f"i.{c}") for c in ("published_at", "ts", "first_seen_at", "updated_at")), "i.ts"]
+)
+
+
 def _item(row: Any, excerpt: bool) -> dict[str, Any]:
-    item_id, source, guid, url, title, text, author, published, ts, first_seen, updated = row
+    item_id, source, guid, url, title, text, author, published, ts, first_seen, updated, _ = row
     return {
         "id": item_id,
         "source": source,
@@ -201,8 +239,8 @@ def _item(row: Any, excerpt: bool) -> dict[str, Any]:
         "title": title,
         ("excerpt" if excerpt else "text"): text,
         "author": author,
-        "publishedAt": iso(published),
-        "time": iso(ts),
-        "firstSeenAt": iso(first_seen),
-        "updatedAt": iso(updated),
+        "publishedAt": published,
+        "time": ts,
+        "firstSeenAt": first_seen,
+        "updatedAt": updated,
     }

@@ -155,8 +155,25 @@ def extract(document: str) -> tuple[str, str]:
     return title, normalize("".join(body if body is not None else parser.all_text))
 
 
+_DROP = re.compile(
+    r"<(script|style|noscript|template|svg|math|iframe|object|head)\b[^>]*>.*?</\1\s*>",
+    re.IGNORECASE | re.DOTALL,
+)
+_COMMENT = re.compile(r"<!--.*?-->", re.DOTALL)
+_BLOCK_TAG = re.compile(
+    r"</?(?:" + "|".join(sorted(BLOCK - {"title"})) + r")\b[^>]*>", re.IGNORECASE
+)
+_TAG = re.compile(r"<[^>]*>")
+
+
 def to_text(fragment: str) -> str:
-    """Plain text of an HTML fragment (a feed entry's summary or content)."""
+    """Plain text of an HTML fragment (a feed entry's summary or content).
+
+    Fragments have no page structure to read, so regular expressions do here what
+    ``extract`` does with a parser, several times faster: this runs for every
+    entry of every feed."""
     if "<" not in fragment:
         return normalize(html.unescape(fragment)) if "&" in fragment else normalize(fragment)
-    return extract(fragment)[1]
+    text = _COMMENT.sub("", _DROP.sub("", fragment))
+    text = _TAG.sub("", _BLOCK_TAG.sub("\n", text))
+    return normalize(html.unescape(text))

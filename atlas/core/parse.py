@@ -43,12 +43,14 @@ def _clean(value: Any) -> str | None:
     return value or None
 
 
-def _entry(entry: Any) -> Item | None:
-    guid = _clean(entry.get("id"))
-    link = _clean(entry.get("link"))
-    title = html_text.to_text(entry.get("title") or "")
-    content = entry.get("content")
-    raw = (content[0].get("value") if content else None) or entry.get("summary") or ""
+def _entry(entry: dict[str, Any]) -> Item | None:
+    # dict.get, not FeedParserDict.get: its key aliasing costs more than the lookups
+    get = dict.get
+    guid = _clean(get(entry, "id"))
+    link = _clean(get(entry, "link"))
+    title = html_text.to_text(get(entry, "title") or "")
+    content = get(entry, "content")
+    raw = (dict.get(content[0], "value") if content else None) or get(entry, "summary") or ""
     text = html_text.to_text(raw) if raw else ""
     if not (guid or link or title):
         return None
@@ -57,8 +59,8 @@ def _entry(entry: Any) -> Item | None:
         text=text,
         guid=guid,
         url=link,
-        author=_clean(entry.get("author")),
-        published_at=_epoch(entry.get("published_parsed") or entry.get("updated_parsed")),
+        author=_clean(get(entry, "author")),
+        published_at=_epoch(get(entry, "published_parsed") or get(entry, "updated_parsed")),
     )
 
 

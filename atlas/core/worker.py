@@ -132,7 +132,8 @@ class Worker:
         """Tick until nothing is in flight and nothing more can start (tests, one-shot runs)."""
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
-            if self.tick(0.05) == 0 and not self.in_flight:
+            was_busy = bool(self.in_flight)
+            if self.tick(0.05) == 0 and not was_busy and not self.in_flight:
                 return
 
     def _idle_wait(self, block_s: float) -> float:
