@@ -40,10 +40,31 @@ from atlas.core.store import open_store  # noqa: E402
 from tests.feeds import api_config, free_port, write_json  # noqa: E402
 from tests.seeding import rss_source  # noqa: E402
 
-WORDS = (
-    "harbour lighthouse keeper storm tide reef beacon lens clockwork ship coast "
-    "signal fog night island cliff wave sailor chart compass anchor rope gull"
-).split()
+WORDS = [
+    "harbour",
+    "lighthouse",
+    "keeper",
+    "storm",
+    "tide",
+    "reef",
+    "beacon",
+    "lens",
+    "clockwork",
+    "ship",
+    "coast",
+    "signal",
+    "fog",
+    "night",
+    "island",
+    "cliff",
+    "wave",
+    "sailor",
+    "chart",
+    "compass",
+    "anchor",
+    "rope",
+    "gull",
+]
 
 
 def seed(db: Path, total: int, sources: int = 100) -> None:

@@ -16,7 +16,8 @@ from tests.seeding import items, seed
 
 
 def start_api(config: Path, instance: int, notify: Path, log: Path) -> subprocess.Popen[bytes]:
-    env = dict(os.environ, NOTIFY_SOCKET=str(notify))
+    env = dict(os.environ, NOTIFY_SOCKET=str(notify), WATCHDOG_USEC="400000")
+    env.pop("WATCHDOG_PID", None)
     with log.open("ab") as out:
         return subprocess.Popen(
             [
@@ -45,6 +46,7 @@ def test_two_replicas_share_the_port_and_stop_cleanly(tmp_path: Path) -> None:
     try:
         for listener in listeners:
             listener.wait_for("READY=1")
+            listener.wait_for("WATCHDOG=1", timeout=5)
         # READY means listening: the very next request is answered
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=5) as client:
             assert client.get("/readyz").status_code == 200

@@ -37,9 +37,14 @@ def server() -> Iterator[FeedServer]:
         yield srv
 
 
-def start_core(config: Path, notify: Path | None, log: Path) -> subprocess.Popen[bytes]:
+def start_core(
+    config: Path, notify: Path | None, log: Path, watchdog_usec: int | None = None
+) -> subprocess.Popen[bytes]:
     env = dict(os.environ)
     env.pop("WATCHDOG_USEC", None)
+    env.pop("WATCHDOG_PID", None)
+    if watchdog_usec is not None:
+        env["WATCHDOG_USEC"] = str(watchdog_usec)
     if notify is not None:
         env["NOTIFY_SOCKET"] = str(notify)
     with log.open("ab") as out:
@@ -83,9 +88,10 @@ def test_ready_after_migration_and_metrics_then_sigterm_finishes_the_batch(
         core_config(db, [source("slow", url=server.url("/slow"))], metrics_port=port),
     )
     listener = NotifyListener(tmp_path / "notify.sock")
-    proc = start_core(config, listener.path, tmp_path / "core.log")
+    proc = start_core(config, listener.path, tmp_path / "core.log", watchdog_usec=400_000)
     try:
         listener.wait_for("READY=1")
+        listener.wait_for("WATCHDOG=1", timeout=5)
         assert query(db, "SELECT MAX(version) FROM schema_migrations") == [(LATEST,)]
         metrics = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5)
         assert metrics.status_code == 200 and "atlas_ingest_backlog" in metrics.text
