@@ -285,6 +285,19 @@ def test_not_found_method_and_unavailable(api: Api) -> None:
     assert_json_error(api.client.delete("/v1/items/1"), 405)
 
 
+def test_expensive_query_is_interrupted_not_left_to_stall(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seed(api.db, {"a": items("a", 3000)}).close()
+    monkeypatch.setattr("atlas.api.reader.QUERY_BUDGET_S", 0.0)
+    # every item matches the word, none is of that source: a walk of the whole index
+    resp = api.get("/v1/items", q="lighthouses", source="elsewhere")
+    assert_json_error(resp, 503, "database unavailable")
+    assert "budget" in resp.json()["error"]["reason"]
+    monkeypatch.setattr("atlas.api.reader.QUERY_BUDGET_S", 2.0)
+    assert api.get("/v1/items", q="lighthouses", source="elsewhere").json()["items"] == []
+
+
 def test_openapi_documents_the_item_parameters(api: Api) -> None:
     spec = api.get("/v1/openapi.json").json()
     names = {p["name"] for p in spec["paths"]["/v1/items"]["get"]["parameters"]}
