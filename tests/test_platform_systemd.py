@@ -97,6 +97,9 @@ def test_core_and_api_run_as_notify_units(systemd_user: Any, example_repo: Path,
         assert httpx.get(f"{base}/readyz", timeout=5).status_code == 200
         metrics = httpx.get(f"http://127.0.0.1:{core_port}/metrics", timeout=5).text
         assert 'atlas_ingest_items_total{result="new",source="local-feed"} 12.0' in metrics
+        # the load reaches the rate limits inside the sandbox (sysinfo(2) if /proc hides it)
+        (load,) = [x for x in metrics.splitlines() if x.startswith("atlas_ingest_system_load")]
+        assert float(load.split()[1]) >= 0.0, load
         assert httpx.get(f"http://127.0.0.1:{core_port}/healthz", timeout=5).status_code == 200
 
         job = systemd_user.systemctl("start", "atlas-services.service", check=False)

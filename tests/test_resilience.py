@@ -138,6 +138,19 @@ def test_lower_rate_delays_tokens() -> None:
     assert limiter.try_acquire("other"), "hosts have separate buckets"
 
 
+def test_system_load_probe_reads_the_kernels_figure() -> None:
+    import os
+
+    from atlas.resilience.ratelimit import sysinfo_load, system_load
+
+    direct = sysinfo_load()
+    assert direct is not None and direct == pytest.approx(os.getloadavg()[0], abs=0.5)
+    probe = system_load(FakeClock())
+    first = probe()
+    assert first is not None and first >= 0.0
+    assert probe() == first, "sampled at most once per second"
+
+
 # ---------------------------------------------------------------- retry
 
 

@@ -8,11 +8,13 @@ atlas_ingest_source_errors{source}        consecutive failed fetches of a source
 atlas_circuit_state{host}                 0 closed, 1 half-open, 2 open
 atlas_dlq_size                            open dead letters of this replica's sources
 atlas_ingest_rate_limit_per_second{host}  current adaptive rate of a host
+atlas_ingest_system_load_per_cpu          the load the rate limits adapt to (NaN: unknown)
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from math import nan
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
@@ -67,7 +69,15 @@ class CoreMetrics:
             ["host"],
             registry=r,
         )
+        self.load = Gauge(
+            "atlas_ingest_system_load_per_cpu",
+            "1-minute load average per CPU as the rate limits see it (NaN when unknown)",
+            registry=r,
+        )
         self.http = HttpMetrics(r)
+
+    def watch_load(self, probe: Callable[[], float | None]) -> None:
+        self.load.set_function(lambda: nan if (value := probe()) is None else value)
 
     def declare_sources(self, errors: dict[str, int], hosts: Iterable[str]) -> None:
         """Give every series of this replica's sources a value from the start."""

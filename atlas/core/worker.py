@@ -60,6 +60,8 @@ class Worker:
         self._circuit_changes: queue.SimpleQueue[tuple[str, State]] = queue.SimpleQueue()
         self.breakers = Breakers(core.breaker, self.clock, self._on_circuit)
         self.limiter = AdaptiveLimiter(core.rate_policy, self.clock, load)
+        if load is not None:
+            self.metrics.watch_load(load)
         self.fetcher = Fetcher(core.fetch, transport)
         self.ingestor = Ingestor(
             self.fetcher,

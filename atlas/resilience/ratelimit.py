@@ -9,9 +9,10 @@ per CPU over ``high_load`` cuts it multiplicatively (×``decrease``, down to the
 floor). Nothing blocks here: callers ask ``try_acquire`` and, when refused, how
 long until a token (``wait_s``).
 
-The load comes from a ``LoadProbe`` (``system_load`` reads psutil's load average;
-under systemd's ``ProcSubset=pid`` /proc/loadavg is hidden and the probe answers
-None, which means "unknown", never "overloaded").
+The load comes from a ``LoadProbe``: ``system_load`` reads psutil's load average,
+and where /proc/loadavg is hidden (the units' ``ProcSubset=pid``) the same figure
+from the sysinfo(2) system call. A probe that cannot tell answers None, which
+means "unknown", never "overloaded".
 """
 
 from __future__ import annotations
@@ -44,6 +45,24 @@ class AimdPolicy:
 DEFAULT_POLICY = AimdPolicy(ceiling_per_s=2.0, burst=10)
 
 
+def sysinfo_load() -> float | None:
+    """The 1-minute load average from sysinfo(2), which needs no /proc."""
+    import ctypes
+    import ctypes.util
+
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        buf = ctypes.create_string_buffer(512)  # struct sysinfo is ~112 bytes
+        if libc.sysinfo(buf) != 0:
+            return None
+    except (OSError, AttributeError):
+        return None
+    loads = ctypes.cast(
+        ctypes.addressof(buf) + ctypes.sizeof(ctypes.c_long), ctypes.POINTER(ctypes.c_ulong)
+    )
+    return float(loads[0]) / 65536.0  # SI_LOAD_SHIFT
+
+
 def system_load(clock: Clock, every_s: float = 1.0) -> LoadProbe:
     """A probe of the 1-minute load average per CPU, sampled at most every ``every_s``."""
     import psutil
@@ -58,7 +77,8 @@ def system_load(clock: Clock, every_s: float = 1.0) -> LoadProbe:
         try:
             value: float | None = psutil.getloadavg()[0] / cpus
         except (OSError, RuntimeError):
-            value = None
+            fallback = sysinfo_load()
+            value = None if fallback is None else fallback / cpus
         cache[0], cache[1] = now, value
         return value
 
