@@ -26,6 +26,7 @@ COMMAND_MODULES = (
     "atlas.commands.secrets",
     "atlas.commands.migrate",
     "atlas.commands.monitoring",
+    "atlas.commands.platform",
 )
 
 EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2

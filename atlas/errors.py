@@ -3,14 +3,25 @@
 AtlasError                  everything the platform raises on purpose
 ├── ConfigError             the rendered config (or a CLI argument) is wrong: exit 1
 ├── StorageError            the database cannot be opened or migrated
+├── PermanentFailure        retrying will not help until something changes
+│   ├── FetchRejected       the server answered, but not with usable content
+│   │                       (4xx, body too large, too many redirects, bad URL)
+│   ├── ContentError        the content is not what the source type expects
+│   │                       (not a feed, unparseable)
+│   └── BackupError         a backup could not be made, verified or restored
 ├── TemporaryFailure        may succeed later (network, busy database)
+│   ├── FetchUnavailable    timeout, connection error, 5xx, 429; carries
+│   │                       ``retry_after`` when the server said when to come back
+│   ├── CircuitOpen         the host's circuit breaker refuses calls for now
 │   └── ProbeFailure        a health check or scrape got no usable answer
 └── DeliveryError           a notification was not delivered (message already redacted)
     ├── PermanentDeliveryError  the receiver rejected this message: not retried
     └── TemporaryDeliveryError  network, timeout, 5xx, 429: retried with backoff
 
-The CLI prints an AtlasError as one line on stderr and exits 1; any other
-exception is a bug and keeps its traceback.
+Only TemporaryFailure is retried (capped exponential backoff with full jitter).
+Third-party errors (httpx, sqlite3, feedparser) are translated at the module that
+calls them, with ``raise … from``. The CLI prints an AtlasError as one line on
+stderr and exits 1; any other exception is a bug and keeps its traceback.
 """
 
 from __future__ import annotations
@@ -26,6 +37,26 @@ class ConfigError(AtlasError):
 
 class StorageError(AtlasError):
     """The database cannot be used."""
+
+
+class PermanentFailure(AtlasError):
+    """Trying again will fail the same way until the source or config changes."""
+
+
+class FetchRejected(PermanentFailure):
+    """The server answered, but the answer cannot be used (status, size, redirects)."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class ContentError(PermanentFailure):
+    """The fetched content is not what the source's type expects."""
+
+
+class BackupError(PermanentFailure):
+    """A backup could not be written, verified, decrypted or restored."""
 
 
 class TemporaryFailure(AtlasError):
@@ -46,3 +77,23 @@ class PermanentDeliveryError(DeliveryError):
 
 class TemporaryDeliveryError(DeliveryError, TemporaryFailure):
     """The channel is down or slow (connection, timeout, HTTP 5xx/429, SMTP 4xx): retry later."""
+
+
+class FetchUnavailable(TemporaryFailure):
+    """The server could not be reached or asked us to come back later."""
+
+    def __init__(
+        self, message: str, status: int | None = None, retry_after: float | None = None
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.retry_after = retry_after
+
+
+class CircuitOpen(TemporaryFailure):
+    """The host's circuit breaker is open: no call is attempted."""
+
+    def __init__(self, host: str, retry_after: float) -> None:
+        super().__init__(f"circuit open for {host}; next trial in {retry_after:.0f}s")
+        self.host = host
+        self.retry_after = retry_after

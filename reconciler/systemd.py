@@ -164,7 +164,24 @@ class Systemctl:
             return {}
         out = self._run("show", "-p", ",".join(SHOW_PROPERTIES), "--", *names)
         states = parse_show(out)
-        return {n: states.get(n, UnitState(n)) for n in names}
+        result = {n: states.get(n, UnitState(n)) for n in names}
+        # The manager caches UnitFileState and can report "disabled" right after an
+        # enable; is-enabled reads the unit files themselves.
+        loaded = [n for n in names if result[n].load_state == "loaded"]
+        for name, file_state in self._is_enabled(loaded).items():
+            result[name] = replace(result[name], unit_file_state=file_state)
+        return result
+
+    def _is_enabled(self, names: Sequence[str]) -> dict[str, str]:
+        if not names:
+            return {}
+        lines = self._run("is-enabled", "--", *names, check=False).splitlines()
+        if len(lines) == len(names):
+            return dict(zip(names, (line.strip() for line in lines), strict=True))
+        # is-enabled stops at the first unit it cannot answer for: ask one by one
+        return {
+            n: (self._run("is-enabled", "--", n, check=False).strip() or "unknown") for n in names
+        }
 
     def daemon_reload(self) -> None:
         self._run("daemon-reload")

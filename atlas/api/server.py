@@ -1,0 +1,100 @@
+"""``atlas api``: uvicorn serving the app on a socket this process binds itself,
+with SO_REUSEPORT so that several replicas (and an old and a new version during a
+rollout) listen on the same port at once. READY=1 goes out once uvicorn accepts
+connections; SIGTERM drains open requests and exits 0; WATCHDOG=1 pings go out
+from uvicorn's own loop when systemd asks for them."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+from collections.abc import Mapping
+from pathlib import Path
+from types import FrameType
+
+import uvicorn
+
+from atlas import logs
+from atlas.api import settings as api_settings
+from atlas.api.app import create_app
+from atlas.errors import AtlasError
+from atlas.notify import Notifier
+
+BACKLOG = 2048
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """A listening TCP socket shared through SO_REUSEPORT."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    # proto=IPPROTO_TCP explicitly: asyncio only sets TCP_NODELAY on accepted sockets
+    # whose proto says TCP, and without it every keep-alive response waits ~40 ms on
+    # Nagle + delayed ACK. NODELAY on the listener is inherited as well.
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    try:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        if family == socket.AF_INET6:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+        sock.bind((host.strip("[]"), port))
+        sock.listen(BACKLOG)
+    except OSError as exc:
+        sock.close()
+        raise AtlasError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
+    return sock
+
+
+class NotifyingServer(uvicorn.Server):
+    def __init__(self, config: uvicorn.Config, notifier: Notifier, status: str) -> None:
+        super().__init__(config)
+        self.notifier = notifier
+        self.status_text = status
+        interval = notifier.watchdog_interval
+        self.ping_every = None if interval is None else max(1, int(interval * 10))  # ticks
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets=sockets)
+        if not self.should_exit:
+            self.notifier.ready(self.status_text)
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        if sig == signal.SIGTERM:  # systemd's stop: drain and exit 0 (uvicorn would re-raise)
+            self.should_exit = True
+            return
+        super().handle_exit(sig, frame)
+
+    async def on_tick(self, counter: int) -> bool:  # called every 0.1 s
+        if self.ping_every is not None and counter % self.ping_every == 0:
+            self.notifier.watchdog()
+        result: bool = await super().on_tick(counter)
+        return result
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        self.notifier.stopping()
+        await super().shutdown(sockets=sockets)
+
+
+def run(config: Path, instance: int | None, env: Mapping[str, str] | None = None) -> int:
+    settings = api_settings.load(config)
+    n = settings.check_instance(instance)
+    log = logs.setup(settings.log_level, "api")
+    notifier = Notifier.from_environ(env if env is not None else os.environ)
+    app = create_app(settings)
+    sock = bind(settings.listen, settings.port)
+    uv_config = uvicorn.Config(
+        app,
+        log_config=None,
+        log_level=settings.log_level,
+        access_log=False,
+        lifespan="off",
+        server_header=False,
+        timeout_graceful_shutdown=20,
+        timeout_keep_alive=30,
+    )
+    server = NotifyingServer(
+        uv_config, notifier, f"replica {n} serving on {settings.listen}:{settings.port}"
+    )
+    log.info("replica %d serving on %s:%d", n, settings.listen, settings.port)
+    server.run(sockets=[sock])
+    return 0

@@ -1,0 +1,300 @@
+"""The platform's services and their operator verbs:
+
+  atlas core --config core.json [--instance N]       the ingestion worker (atlas-core)
+  atlas api --config api.json [--instance N]         the HTTP API (atlas-api)
+  atlas services run --config services.json          background jobs (atlas-services)
+  atlas dlq list|retry|purge                         the dead-letter queue
+  atlas backup list|restore                          backups of the content database
+
+The operator verbs find the rendered config through --scope/--root (DESIGN.md §4)
+unless --config names it; paths inside a config are host paths, resolved under
+--root.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from atlas.cli import EXIT_ERROR, EXIT_OK, add_host, add_output
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from exc
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _duration(text: str) -> float:
+    from reconciler.units import parse_duration
+
+    try:
+        return parse_duration(text)
+    except Exception as exc:
+        raise argparse.ArgumentTypeError(f"expected a duration like 30m or 7d: {text!r}") from exc
+
+
+def register(sub: Any) -> None:
+    for component, helptext in (
+        ("core", "run the ingestion worker (systemd unit atlas-core)"),
+        ("api", "run the HTTP API (systemd unit atlas-api)"),
+    ):
+        p = sub.add_parser(component, help=helptext, description=helptext)
+        p.add_argument("--config", type=Path, required=True, help=f"rendered {component}.json")
+        p.add_argument(
+            "--instance", type=_positive, default=None, help="replica number N of 1..replicas"
+        )
+        p.set_defaults(handler=run_core if component == "core" else run_api)
+
+    services = sub.add_parser("services", help="background jobs (systemd unit atlas-services)")
+    services_sub = services.add_subparsers(dest="services_command", metavar="VERB")
+    services_sub.required = True
+    p = services_sub.add_parser("run", help="dead-letter sweep, backup and database upkeep, once")
+    p.add_argument("--config", type=Path, required=True, help="rendered services.json")
+    p.set_defaults(handler=run_services)
+
+    dlq = sub.add_parser("dlq", help="the dead-letter queue of failed fetches")
+    dlq_sub = dlq.add_subparsers(dest="dlq_command", metavar="VERB")
+    dlq_sub.required = True
+    for verb, helptext in (
+        ("list", "list dead letters"),
+        ("retry", "fetch the sources of dead letters again, now"),
+        ("purge", "forget dead letters (their sources keep being scheduled)"),
+    ):
+        p = dlq_sub.add_parser(verb, help=helptext, description=helptext)
+        p.add_argument(
+            "--config", type=Path, default=None, help="rendered core.json (default: per scope)"
+        )
+        add_host(p)
+        add_output(p)
+        p.add_argument(
+            "--source", action="append", default=[], help="only this source (repeatable)"
+        )
+        if verb != "list":
+            p.add_argument("ids", nargs="*", type=_positive, help="dead-letter ids")
+            p.add_argument("--all", action="store_true", help="every dead letter")
+        if verb == "purge":
+            p.add_argument(
+                "--older-than", type=_duration, default=None, help="last failure before (e.g. 7d)"
+            )
+        p.set_defaults(handler={"list": dlq_list, "retry": dlq_retry, "purge": dlq_purge}[verb])
+
+    backup = sub.add_parser("backup", help="backups of the content database")
+    backup_sub = backup.add_subparsers(dest="backup_command", metavar="VERB")
+    backup_sub.required = True
+    for verb, helptext in (
+        ("list", "list finished backups, newest first"),
+        ("restore", "restore a backup to a database file"),
+    ):
+        p = backup_sub.add_parser(verb, help=helptext, description=helptext)
+        p.add_argument(
+            "--config", type=Path, default=None, help="rendered services.json (default: per scope)"
+        )
+        add_host(p)
+        add_output(p)
+        if verb == "restore":
+            p.add_argument("file", type=Path, help="the backup file")
+            p.add_argument(
+                "--to", type=Path, default=None, help="target file (default: the database path)"
+            )
+            p.add_argument("--force", action="store_true", help="replace an existing target")
+            p.add_argument(
+                "--passphrase-env",
+                default=None,
+                help="variable holding the passphrase (default: the policy's encryptionKeyEnv)",
+            )
+        p.set_defaults(handler=backup_list if verb == "list" else backup_restore)
+
+
+# ---------------------------------------------------------------- services
+
+
+def run_core(args: argparse.Namespace) -> int:
+    from atlas.core.service import run
+
+    return run(args.config, args.instance)
+
+
+def run_api(args: argparse.Namespace) -> int:
+    from atlas.api.server import run
+
+    return run(args.config, args.instance)
+
+
+def run_services(args: argparse.Namespace) -> int:
+    from atlas.services.run import run
+
+    return run(args.config)
+
+
+# ---------------------------------------------------------------- dead letters
+
+
+def _config_path(args: argparse.Namespace, name: str) -> tuple[Path, Any]:
+    from atlas.commands.common import layout_of
+
+    layout = layout_of(args)
+    path = args.config or layout.on_disk(layout.config_dir / name)
+    return path, layout
+
+
+def _core(args: argparse.Namespace) -> tuple[Any, Any]:
+    """(core settings, an open Store) for the operator verbs."""
+    from atlas import db
+    from atlas.core import settings as core_settings
+    from atlas.core.schema import MIGRATIONS
+    from atlas.core.store import Store
+    from atlas.errors import StorageError
+
+    path, layout = _config_path(args, "core.json")
+    settings = core_settings.load(path)
+    database = layout.on_disk(settings.database)
+    if not database.exists():
+        raise StorageError(f"database {database} does not exist (has atlas-core run yet?)")
+    return settings, Store(db.connect(database, MIGRATIONS, settings.busy_timeout_s))
+
+
+def _select(args: argparse.Namespace, conn: Any, verb: str) -> list[Any]:
+    from atlas.errors import ConfigError
+    from atlas.resilience import dlq
+
+    ids = getattr(args, "ids", [])
+    everything = getattr(args, "all", False)
+    older = getattr(args, "older_than", None)
+    if verb != "list" and not (ids or args.source or everything or older is not None):
+        raise ConfigError(f"dlq {verb}: say which: dead-letter IDs, --source NAME or --all")
+    failed_before = time.time() - older if older is not None else None
+    chosen: list[Any] = dlq.entries(conn, ids, args.source, failed_before=failed_before)
+    missing = sorted(set(ids) - {e.id for e in chosen})
+    if missing:
+        raise ConfigError(f"no dead letter with id {', '.join(map(str, missing))}")
+    return chosen
+
+
+def _age(seconds: float) -> str:
+    seconds = max(0.0, seconds)
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.0f}{unit}"
+    return f"{seconds:.0f}s"
+
+
+def dlq_list(args: argparse.Namespace) -> int:
+    from atlas.commands.common import print_json
+
+    _, store = _core(args)
+    try:
+        entries = _select(args, store.conn, "list")
+    finally:
+        store.close()
+    if args.output == "json":
+        print_json({"deadLetters": [e.as_dict() for e in entries]})
+        return EXIT_OK
+    if not entries:
+        print("the dead-letter queue is empty")
+        return EXIT_OK
+    now = time.time()
+    print(f"{'ID':>5}  {'SOURCE':<24} {'KIND':<9} {'TRIES':>5}  {'LAST':>5}  ERROR")
+    for e in entries:
+        print(
+            f"{e.id:>5}  {e.source:<24} {e.error_kind:<9} {e.attempts:>5}  "
+            f"{_age(now - e.last_failed_at):>5}  {e.error}"
+        )
+    return EXIT_OK
+
+
+def dlq_retry(args: argparse.Namespace) -> int:
+    from atlas.commands.common import print_json
+    from atlas.core.oneshot import fetch_now
+
+    settings, store = _core(args)
+    try:
+        entries = _select(args, store.conn, "retry")
+        outcomes = fetch_now(settings, store, [e.source for e in entries])
+    finally:
+        store.close()
+    if args.output == "json":
+        print_json({"retried": [o.__dict__ for o in outcomes]})
+    else:
+        if not outcomes:
+            print("nothing to retry")
+        for o in outcomes:
+            print(f"{o.source}: {'resolved' if o.ok else 'still failing'}: {o.message}")
+    failing = [o for o in outcomes if not o.ok]
+    if failing and args.output != "json":
+        print(f"atlas: {len(failing)} source(s) still failing", file=sys.stderr)
+    return EXIT_ERROR if failing else EXIT_OK
+
+
+def dlq_purge(args: argparse.Namespace) -> int:
+    from atlas import db
+    from atlas.commands.common import print_json
+    from atlas.resilience import dlq
+
+    _, store = _core(args)
+    try:
+        with db.transaction(store.conn):
+            entries = _select(args, store.conn, "purge")
+            removed = dlq.delete(store.conn, [e.id for e in entries])
+    finally:
+        store.close()
+    if args.output == "json":
+        print_json({"purged": removed, "sources": sorted({e.source for e in entries})})
+    else:
+        print(f"purged {removed} dead letter(s); their sources stay scheduled")
+    return EXIT_OK
+
+
+# ---------------------------------------------------------------- backups
+
+
+def _services(args: argparse.Namespace) -> tuple[Any, Any]:
+    from atlas.errors import ConfigError
+    from atlas.services import settings as services_settings
+
+    path, layout = _config_path(args, "services.json")
+    settings = services_settings.load(path)
+    if settings.backup is None:
+        raise ConfigError(f"{path}: backup: no BackupPolicy is configured")
+    return settings, layout
+
+
+def backup_list(args: argparse.Namespace) -> int:
+    from atlas.commands.common import print_json
+    from atlas.services.backup import list_backups
+
+    settings, layout = _services(args)
+    backups = list_backups(layout.on_disk(settings.backup.destination))
+    if args.output == "json":
+        print_json({"backups": [b.as_dict() for b in backups]})
+        return EXIT_OK
+    if not backups:
+        print("no backups yet")
+    for b in backups:
+        taken = time.strftime("%Y-%m-%d %H:%M:%SZ", time.gmtime(b.taken_at))
+        print(f"{taken}  {b.size:>12}  {'encrypted' if b.encrypted else 'plain':<9}  {b.path}")
+    return EXIT_OK
+
+
+def backup_restore(args: argparse.Namespace) -> int:
+    from atlas.commands.common import print_json
+    from atlas.services.backup import restore
+
+    settings, layout = _services(args)
+    target = args.to or layout.on_disk(settings.database)
+    variable = args.passphrase_env or settings.backup.encryption_key_env
+    passphrase = os.environ.get(variable) if variable else None
+    restore(args.file, target, passphrase, force=args.force)
+    if args.output == "json":
+        print_json({"restored": str(args.file), "to": str(target)})
+    else:
+        print(f"restored {args.file} to {target} (integrity check ok)")
+    return EXIT_OK

@@ -1,0 +1,99 @@
+"""``atlas core``: the ingestion worker as a systemd ``Type=notify`` service.
+
+Start-up order: read and check the config, open (and migrate) the database, bind
+the metrics server, record the sources — then READY=1. While running, WATCHDOG=1
+pings go out from the loop itself (a stuck loop stops them). SIGTERM or SIGINT
+stops new fetches, lets the batch in flight finish and be stored, and exits 0.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+from collections.abc import Mapping
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from atlas import logs
+from atlas.core import settings as core_settings
+from atlas.core.metrics import CoreMetrics
+from atlas.core.metrics_server import start as start_metrics
+from atlas.core.store import open_store
+from atlas.core.worker import Worker
+from atlas.errors import AtlasError, StorageError
+from atlas.notify import Notifier
+from atlas.resilience.clock import SystemClock
+from atlas.resilience.ratelimit import system_load
+
+STALL_S = 120.0
+MAX_STORAGE_ERRORS = 20
+
+
+def run(config: Path, instance: int | None, env: Mapping[str, str] | None = None) -> int:
+    settings = core_settings.load(config).for_instance(instance)
+    core = settings.core
+    log = logs.setup(core.log_level, "core")
+    notifier = Notifier.from_environ(env if env is not None else os.environ)
+    clock = SystemClock()
+    store = open_store(core.database, core.busy_timeout_s)
+    metrics = CoreMetrics()
+    worker = Worker(settings, store, clock=clock, metrics=metrics, load=system_load(clock))
+
+    def health() -> tuple[bool, dict[str, Any]]:
+        age = clock.monotonic() - worker.heartbeat
+        return age < STALL_S, {
+            "instance": settings.instance,
+            "sources": len(settings.sources),
+            "inFlight": len(worker.in_flight),
+            "loopAgeSeconds": round(age, 3),
+        }
+
+    try:
+        server = start_metrics(core.metrics_listen, settings.metrics_port, metrics, health)
+    except OSError as exc:
+        store.close()
+        raise AtlasError(
+            f"cannot serve metrics on {core.metrics_listen}:{settings.metrics_port}: "
+            f"{exc.strerror or exc}"
+        ) from exc
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        log.info("received %s: finishing the batch in flight", signal.Signals(signum).name)
+        worker.stop()
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, on_signal)
+        signal.signal(signal.SIGINT, on_signal)
+    try:
+        worker.start()
+        notifier.ready(f"ingesting {len(settings.sources)} sources")
+        log.info(
+            "replica %d/%d: %d sources, metrics on %s:%d",
+            settings.instance,
+            core.replicas,
+            len(settings.sources),
+            core.metrics_listen,
+            settings.metrics_port,
+        )
+        interval = notifier.watchdog_interval
+        last_ping = clock.monotonic()
+        while not worker.stopping.is_set():
+            worker.tick(1.0 if interval is None else min(1.0, interval / 2))
+            if worker.storage_errors >= MAX_STORAGE_ERRORS:
+                raise StorageError(
+                    f"{worker.storage_errors} writes in a row failed on {core.database}"
+                )
+            if interval is not None and clock.monotonic() - last_ping >= interval:
+                notifier.watchdog()
+                last_ping = clock.monotonic()
+        notifier.stopping()
+        worker.shutdown()
+    finally:
+        server.shutdown()
+        server.server_close()
+        store.close()
+    logging.getLogger("atlas.core").info("stopped after %d batches", worker.stored_batches)
+    return 0

@@ -1,0 +1,191 @@
+"""Typed settings of ``atlas core``, built from its validated rendered config.
+
+The JSON Schema (schemas/config/core.json) checks shapes; this module checks what
+a schema cannot say (a feed needs a URL, a text source needs its text, names are
+unique, ``--instance`` is within ``replicas``) and raises ConfigError naming the
+file and the field. It also picks this replica's share of the sources: replica N
+of R takes the sources whose stable hash of the name is N-1 modulo R.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+from atlas.config import load_config
+from atlas.errors import ConfigError
+from atlas.resilience.breaker import BreakerPolicy
+from atlas.resilience.ratelimit import DEFAULT_POLICY, AimdPolicy
+from atlas.resilience.retry import RetryPolicy
+
+SourceType = Literal["rss", "url", "text", "file"]
+
+
+@dataclass(frozen=True)
+class RateLimit:
+    requests_per_minute: float
+    burst: int
+
+
+@dataclass(frozen=True)
+class SourceSettings:
+    name: str
+    type: SourceType
+    title: str | None
+    enabled: bool
+    interval_s: float
+    url: str | None
+    text: str | None
+    timeout_s: float | None
+    max_body_bytes: int | None
+    rate_limit: RateLimit | None
+    labels: dict[str, str] = field(default_factory=dict, hash=False, compare=False)
+
+    @property
+    def host(self) -> str | None:
+        """The host part of the URL (with a non-default port): breaker and rate-limit key."""
+        if not self.url:
+            return None
+        parts = urlsplit(self.url)
+        return parts.netloc.rpartition("@")[2].lower() or None
+
+    @property
+    def remote(self) -> bool:
+        return self.type in ("rss", "url")
+
+
+@dataclass(frozen=True)
+class FetchSettings:
+    user_agent: str
+    timeout_s: float
+    max_body_bytes: int
+    max_redirects: int
+    concurrency: int
+
+
+@dataclass(frozen=True)
+class ErrorBackoff:
+    """Growing delay of a failing source: interval · 2^(errors-1), capped."""
+
+    cap_s: float = 6 * 3600.0
+
+
+@dataclass(frozen=True)
+class CoreSettings:
+    config_path: Path
+    environment: str
+    log_level: str
+    data_dir: Path
+    database: Path
+    busy_timeout_s: float
+    metrics_listen: str
+    metrics_port: int
+    replicas: int
+    fetch: FetchSettings
+    sources: tuple[SourceSettings, ...]
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    breaker: BreakerPolicy = field(default_factory=BreakerPolicy)
+    error_backoff: ErrorBackoff = field(default_factory=ErrorBackoff)
+    max_freshness_s: float = 24 * 3600.0  # a Cache-Control max-age beyond this is capped
+    default_rate: AimdPolicy = DEFAULT_POLICY
+
+    def for_instance(self, instance: int | None) -> InstanceSettings:
+        """This replica's view: its sources and its metrics port."""
+        n = 1 if instance is None else instance
+        if not 1 <= n <= self.replicas:
+            raise ConfigError(
+                f"{self.config_path}: --instance {n} is outside 1..replicas ({self.replicas})"
+            )
+        mine = tuple(s for s in self.sources if shard_of(s.name, self.replicas) == n - 1)
+        return InstanceSettings(self, n, mine, self.metrics_port + n - 1)
+
+    def rate_policy(self, host: str) -> AimdPolicy:
+        """The most conservative configured limit of the host's sources, else the default."""
+        limits = [s.rate_limit for s in self.sources if s.host == host and s.rate_limit]
+        if not limits:
+            return self.default_rate
+        rpm = min(limit.requests_per_minute for limit in limits)
+        burst = min(limit.burst for limit in limits)
+        return AimdPolicy(ceiling_per_s=rpm / 60.0, burst=burst)
+
+
+@dataclass(frozen=True)
+class InstanceSettings:
+    core: CoreSettings
+    instance: int
+    sources: tuple[SourceSettings, ...]
+    metrics_port: int
+
+
+def shard_of(name: str, replicas: int) -> int:
+    """A stable shard number for a source name (the same on every host and run)."""
+    digest = hashlib.sha256(name.encode("utf-8")).digest()
+    return int.from_bytes(digest[:8], "big") % replicas
+
+
+def _source(raw: dict[str, Any], where: str) -> SourceSettings:
+    kind = raw["type"]
+    url = raw["url"]
+    if kind in ("rss", "url"):
+        if not url:
+            raise ConfigError(f"{where}.url: a source of type {kind} needs a url")
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ConfigError(f"{where}.url: expected an http(s) URL, got {url!r}")
+    elif raw["text"] is None:
+        raise ConfigError(f"{where}.text: a source of type {kind} needs its text")
+    limit = raw["rateLimit"]
+    return SourceSettings(
+        name=raw["name"],
+        type=kind,
+        title=raw["title"],
+        enabled=raw["enabled"],
+        interval_s=float(raw["intervalSeconds"]),
+        url=url,
+        text=raw["text"],
+        timeout_s=raw["timeoutSeconds"],
+        max_body_bytes=raw["maxBodyBytes"],
+        rate_limit=None
+        if limit is None
+        else RateLimit(float(limit["requestsPerMinute"]), int(limit["burst"])),
+        labels=dict(raw["labels"]),
+    )
+
+
+def from_dict(data: dict[str, Any], path: Path) -> CoreSettings:
+    """Settings from a config already validated against core.json."""
+    sources = []
+    seen: set[str] = set()
+    for i, raw in enumerate(data["sources"]):
+        where = f"{path}: sources[{i}]"
+        if raw["name"] in seen:
+            raise ConfigError(f"{where}.name: duplicate source name {raw['name']!r}")
+        seen.add(raw["name"])
+        sources.append(_source(raw, where))
+    fetch = data["fetch"]
+    return CoreSettings(
+        config_path=path,
+        environment=data["environment"],
+        log_level=data["logLevel"],
+        data_dir=Path(data["dataDir"]),
+        database=Path(data["database"]["path"]),
+        busy_timeout_s=float(data["database"]["busyTimeoutSeconds"]),
+        metrics_listen=data["metrics"]["listen"],
+        metrics_port=int(data["metrics"]["port"]),
+        replicas=int(data["replicas"]),
+        fetch=FetchSettings(
+            user_agent=fetch["userAgent"],
+            timeout_s=float(fetch["timeoutSeconds"]),
+            max_body_bytes=int(fetch["maxBodyBytes"]),
+            max_redirects=int(fetch["maxRedirects"]),
+            concurrency=int(fetch["concurrency"]),
+        ),
+        sources=tuple(sources),
+    )
+
+
+def load(path: Path) -> CoreSettings:
+    return from_dict(load_config(path, "core"), path)

@@ -1,0 +1,63 @@
+"""Typed settings of ``atlas services run``, built from its validated rendered config."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from atlas.config import load_config
+
+
+@dataclass(frozen=True)
+class BackupSettings:
+    policy: str
+    destination: Path
+    keep_last: int
+    max_age_s: float | None
+    encrypt: bool
+    encryption_key_env: str | None
+    verify: bool
+
+
+@dataclass(frozen=True)
+class ServicesSettings:
+    config_path: Path
+    environment: str
+    log_level: str
+    data_dir: Path
+    database: Path
+    busy_timeout_s: float
+    backup: BackupSettings | None
+
+    @property
+    def core_config(self) -> Path:
+        """The worker's config, rendered beside this one: its sources for DLQ retries."""
+        return self.config_path.with_name("core.json")
+
+
+def from_dict(data: dict[str, Any], path: Path) -> ServicesSettings:
+    b = data["backup"]
+    return ServicesSettings(
+        config_path=path,
+        environment=data["environment"],
+        log_level=data["logLevel"],
+        data_dir=Path(data["dataDir"]),
+        database=Path(data["database"]["path"]),
+        busy_timeout_s=float(data["database"]["busyTimeoutSeconds"]),
+        backup=None
+        if b is None
+        else BackupSettings(
+            policy=b["policy"],
+            destination=Path(b["destination"]),
+            keep_last=int(b["keepLast"]),
+            max_age_s=b["maxAgeSeconds"],
+            encrypt=bool(b["encrypt"]),
+            encryption_key_env=b["encryptionKeyEnv"],
+            verify=bool(b["verify"]),
+        ),
+    )
+
+
+def load(path: Path) -> ServicesSettings:
+    return from_dict(load_config(path, "services"), path)
