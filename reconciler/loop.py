@@ -187,6 +187,12 @@ class Reconciler:
     def _cycle(self, trigger: str, fetch: bool) -> CycleResult:
         env = self.env
         pending = self.store.journal_pending()
+        for record in self.store.interrupted():  # we hold the lock: nobody is applying
+            self.store.finish_revision(
+                record.id,
+                "interrupted",
+                "the reconcile was killed before it finished; the next one completes it",
+            )
         if pending:
             self.store.event(
                 "warning",

@@ -83,7 +83,7 @@ CREATE TABLE IF NOT EXISTS events (
 );
 """
 
-OUTCOMES = ("applying", "applied", "failed", "invalid", "rolled-back", "unchanged")
+OUTCOMES = ("applying", "applied", "failed", "invalid", "rolled-back", "unchanged", "interrupted")
 
 
 class StateError(ReconcilerError):

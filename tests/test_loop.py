@@ -227,6 +227,7 @@ def test_interrupted_restart_is_carried_over(rig: Rig, ops_repo: Path) -> None:
     from reconciler.apply import action_record, write_atomic
     from reconciler.plan import WriteFile
 
+    dead = rig.host.store.begin_revision("development", _prepared.checkout.revision, "manual")
     rig.host.store.journal_begin("dead-run", [action_record(a) for a in plan.actions])
     for i, action in enumerate(plan.actions):
         if isinstance(action, WriteFile):
@@ -240,6 +241,9 @@ def test_interrupted_restart_is_carried_over(rig: Rig, ops_repo: Path) -> None:
     assert ("restart", "atlas-core.service") in [(a.verb, a.target) for a in result.plan.actions]
     assert rig.host.runtime.units["atlas-core.service"].main_pid != pid_before
     assert rig.host.store.journal_pending() == []
+    outcomes = {r.id: r.outcome for r in rig.host.store.history("development")}
+    assert outcomes[dead] == "interrupted"
+    assert rig.host.store.last_applied("development").sha == _prepared.checkout.revision.sha
 
 
 def test_unreachable_remote_keeps_the_host_running(tmp_path: Path, ops_repo: Path) -> None:
