@@ -151,6 +151,22 @@ def test_initial_converge_runs_every_service(site: Site) -> None:
     report = site.status()
     assert report["sync"] == "Synced", report
     assert all(u["healthy"] for u in report["units"]), report["units"]
+    # the monitoring agent understands what core and api export
+    deadline = time.monotonic() + 60
+    needed = (
+        'atlas_component_up{component="api"} 1.0',
+        'atlas_component_up{component="core"} 1.0',
+        'atlas_component_http_requests_per_second{component="api"}',
+        'atlas_component_ingest_backlog{component="core"}',
+        'atlas_component_dlq_size{component="core"}',
+    )
+    while True:
+        agent = httpx.get(f"http://127.0.0.1:{site.monitoring}/metrics", timeout=5).text
+        missing = [n for n in needed if n not in agent]
+        if not missing:
+            break
+        assert time.monotonic() < deadline, f"the agent never showed {missing}"
+        time.sleep(1)
     again = site.reconcile()
     assert again.returncode == 0 and "synced" in again.stdout
 

@@ -14,7 +14,8 @@ From the component's own series (names agreed with the platform, issue 4):
 * ``atlas_ingest_backlog`` → ``atlas_component_ingest_backlog``;
 * ``atlas_dlq_size`` → ``atlas_component_dlq_size``;
 * ``atlas_circuit_state{host}`` (a number, or an Enum/StateSet) →
-  ``atlas_component_circuit_state{host}`` (0 closed, 1 open, 2 half-open) and
+  ``atlas_component_circuit_state{host}`` (0 closed, 1 half-open, 2 open, as atlas-core
+  exports it) and
   ``atlas_component_circuits_open``.
 
 Rates and quantiles cover the interval between the two scrapes, like PromQL's
@@ -35,7 +36,9 @@ from atlas.monitoring.scrape import Family, Scrape
 QUANTILES = (0.5, 0.9, 0.99)
 STATUS_LABELS = ("status", "code", "status_code")
 FAILED_RESULTS = frozenset({"error", "errors", "failed", "failure", "fail"})
-CIRCUIT_STATES = {"closed": 0.0, "open": 1.0, "half_open": 2.0, "half-open": 2.0}
+# The encoding of atlas-core's atlas_circuit_state: ordered by how bad it is.
+CIRCUIT_STATES = {"closed": 0.0, "half_open": 1.0, "half-open": 1.0, "open": 2.0}
+CIRCUIT_OPEN = CIRCUIT_STATES["open"]
 
 
 def _counter_values(f: Family | None) -> dict[Labels, float]:
@@ -140,10 +143,8 @@ def _circuits(component: str, f: Family | None) -> list[Sample]:
             states[host] = s.value
     out = [sample("atlas_component_circuit_state", v, component=component, host=h)
            for h, v in sorted(states.items())]  # fmt: skip
-    out.append(
-        sample("atlas_component_circuits_open", sum(1 for v in states.values() if v == 1.0),
-               component=component)
-    )  # fmt: skip
+    opened = sum(1 for v in states.values() if v == CIRCUIT_OPEN)
+    out.append(sample("atlas_component_circuits_open", opened, component=component))
     return out
 
 

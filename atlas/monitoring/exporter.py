@@ -63,7 +63,7 @@ HELP = {
     "atlas_component_ingest_fetch_duration_seconds": "Fetch latency quantile lately.",
     "atlas_component_ingest_backlog": "Sources due but not yet fetched.",
     "atlas_component_dlq_size": "Entries in the dead-letter queue.",
-    "atlas_component_circuit_state": "Circuit breaker per host: 0 closed, 1 open, 2 half-open.",
+    "atlas_component_circuit_state": "Circuit breaker per host: 0 closed, 1 half-open, 2 open.",
     "atlas_component_circuits_open": "Circuit breakers currently open.",
     "atlas_alert_active": "Active alerts of a rule by state (pending, firing).",
     "atlas_alert_rule_nodata": "1 while no series matches the rule's selector (no data).",

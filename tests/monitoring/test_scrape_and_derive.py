@@ -54,7 +54,7 @@ def metrics_text(
         "# HELP atlas_circuit_state Breakers.",
         "# TYPE atlas_circuit_state gauge",
         'atlas_circuit_state{host="a.example"} 0',
-        'atlas_circuit_state{host="b.example"} 1',
+        'atlas_circuit_state{host="b.example"} 2',
         "# HELP atlas_ingest_source_errors Errors in a row.",
         "# TYPE atlas_ingest_source_errors gauge",
         'atlas_ingest_source_errors{source="hn"} 3',
@@ -115,7 +115,7 @@ def test_scrape_then_derive_from_a_real_endpoint(server: TestServer) -> None:
     assert one(d, "atlas_component_ingest_items_per_second", component="core") == pytest.approx(4.0)
     assert one(d, "atlas_component_ingest_success_ratio", component="core") == pytest.approx(0.75)
     assert one(d, "atlas_component_dlq_size") == 9
-    assert one(d, "atlas_component_circuit_state", host="b.example") == 1
+    assert one(d, "atlas_component_circuit_state", host="b.example") == 2
     assert one(d, "atlas_component_circuit_state", host="a.example") == 0
     assert one(d, "atlas_component_circuits_open") == 1
     own = exposed(second)
@@ -154,7 +154,7 @@ def test_circuit_state_as_an_enum() -> None:
         'atlas_circuit_state{host="a",atlas_circuit_state="open"} 0\n'
     )
     d = derive(Scrape("core", True, 1, families=tuple(parse_metrics(text))), None)
-    assert one(d, "atlas_component_circuit_state", host="a") == 2
+    assert one(d, "atlas_component_circuit_state", host="a") == 1
     assert one(d, "atlas_component_circuits_open") == 0
 
 
