@@ -19,15 +19,17 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
-from typing import Any
-
-import jsonschema
+from typing import TYPE_CHECKING, Any
 
 from reconciler import settingsrules
 from reconciler.errors import Problem
 from reconciler.load import Document, Limits, Mark, PathKey, RepoDocuments
 from reconciler.migrate import SUPERSEDED
 from reconciler.resources import SCHEMA_DIR
+from reconciler.schemacheck import Check, Unsupported, compile_schema
+
+if TYPE_CHECKING:  # imported when a document fails the fast check (see validator_for)
+    import jsonschema
 
 API_VERSION = "atlas/v1"
 KIND_SCHEMAS = {
@@ -134,11 +136,28 @@ def _inline(node: Any, defs: dict[str, Any]) -> Any:
 
 
 @cache
-def validator_for(kind: str) -> jsonschema.protocols.Validator:
+def bundled_schema(kind: str) -> dict[str, Any]:
+    """The kind's schema with every reference to common.json inlined."""
     common = json.loads((SCHEMA_DIR / "v1" / "common.json").read_text(encoding="utf-8"))
     schema = json.loads((SCHEMA_DIR / "v1" / KIND_SCHEMAS[kind]).read_text(encoding="utf-8"))
-    bundled = _inline(schema, common["$defs"])
-    return jsonschema.Draft202012Validator(bundled)
+    inlined: dict[str, Any] = _inline(schema, common["$defs"])
+    return inlined
+
+
+@cache
+def validator_for(kind: str) -> jsonschema.protocols.Validator:
+    import jsonschema
+
+    return jsonschema.Draft202012Validator(bundled_schema(kind))
+
+
+@cache
+def fast_check_for(kind: str) -> Check | None:
+    """A compiled yes/no check of the kind's schema, or None if it cannot be compiled."""
+    try:
+        return compile_schema(bundled_schema(kind))
+    except Unsupported:
+        return None
 
 
 def _field(path: Iterable[str | int]) -> str:
@@ -161,6 +180,9 @@ def _show(value: Any) -> str:
 
 
 def _schema_problems(manifest: Manifest) -> list[Problem]:
+    fast = fast_check_for(manifest.kind)
+    if fast is not None and fast(manifest.data):
+        return []  # valid: no need for jsonschema's slower, explaining walk
     problems = []
     validator = validator_for(manifest.kind)
     for error in validator.iter_errors(manifest.data):
