@@ -36,11 +36,13 @@ from __future__ import annotations
 from collections.abc import Iterator, MutableMapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from reconciler.errors import ManifestError, Problem
 from reconciler.load import MANIFEST_SUFFIXES
-from reconciler.yamledit import YamlFile, parse, rename_key
+
+if TYPE_CHECKING:  # ruamel.yaml loads only when something is migrated
+    from reconciler.yamledit import YamlFile
 
 CURRENT = "atlas/v1"
 V1ALPHA1 = "atlas/v1alpha1"
@@ -127,6 +129,8 @@ def convert(doc: Any) -> list[str]:
         if block is None:
             continue
         try:
+            from reconciler.yamledit import rename_key
+
             renamed = rename_key(block, old, new)
         except ValueError as exc:
             raise ConversionConflict(
@@ -185,6 +189,8 @@ def migrate_text(text: str, path: Path, rel: str) -> FileMigration:
     """Convert every older document of one file; ManifestError when it cannot be parsed."""
     if not any(version in text for version in SUPERSEDED):
         return FileMigration(rel, path, text, text, ())
+    from reconciler.yamledit import parse
+
     loaded: YamlFile = parse(text, path, rel)
     changes = []
     problems = []

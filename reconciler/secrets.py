@@ -33,12 +33,22 @@ import re
 import stat
 from dataclasses import dataclass, field
 from pathlib import Path
-
-from cryptography.fernet import Fernet, InvalidToken, MultiFernet
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from types import ModuleType
+from typing import TYPE_CHECKING
 
 from reconciler.errors import SecretsError
+
+if TYPE_CHECKING:
+    from cryptography.fernet import MultiFernet
+
+
+def _fernet_module() -> ModuleType:
+    """cryptography.fernet, imported when a value is first encrypted or decrypted:
+    validating and planning without secrets need not pay for it."""
+    from cryptography import fernet
+
+    return fernet
+
 
 _SEPARATOR = b"\x00"
 _DIGEST_KEY_PREFIX = "digest-key:"
@@ -124,7 +134,9 @@ class KeyRing:
 
     @property
     def _fernet(self) -> MultiFernet:
-        return MultiFernet([Fernet(k) for k in self.keys])
+        fernet = _fernet_module()
+        multi: MultiFernet = fernet.MultiFernet([fernet.Fernet(k) for k in self.keys])
+        return multi
 
     def encrypt(self, name: str, value: str) -> str:
         plain = name.encode() + _SEPARATOR + value.encode()
@@ -140,7 +152,7 @@ class KeyRing:
             )
         try:
             plain = self._fernet.decrypt(token.encode("ascii"))
-        except (InvalidToken, ValueError, UnicodeEncodeError) as exc:
+        except (_fernet_module().InvalidToken, ValueError, UnicodeEncodeError) as exc:
             raise SecretsError(
                 f"{where}: cannot be decrypted with the keys in {self.source}: the key is "
                 "wrong for this environment, or the encrypted value was altered"
@@ -167,7 +179,7 @@ class KeyRing:
         """True when one of the keys authenticates ``token`` (whatever name it is bound to)."""
         try:
             self._fernet.decrypt(token.encode("ascii"))
-        except (InvalidToken, ValueError, UnicodeEncodeError):
+        except (_fernet_module().InvalidToken, ValueError, UnicodeEncodeError):
             return False
         return True
 
@@ -184,6 +196,9 @@ class KeyRing:
         """The HMAC key of digests: stored in the key file, or derived from the last key."""
         if self.stored_digest_key is not None:
             return self.stored_digest_key
+        from cryptography.hazmat.primitives import hashes
+        from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
         hkdf = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=b"atlas secret digest")
         return hkdf.derive(self.keys[-1])
 
@@ -204,7 +219,8 @@ def sealed(name: str, token: str) -> SecretValue:
 
 
 def generate_key() -> str:
-    return Fernet.generate_key().decode("ascii")
+    key: bytes = _fernet_module().Fernet.generate_key()
+    return key.decode("ascii")
 
 
 def parse_keys(text: str, source: str) -> KeyRing:
@@ -226,9 +242,10 @@ def parse_keys(text: str, source: str) -> KeyRing:
             if len(digest_key) != 32:
                 raise SecretsError(f"{source}:{number}: a digest key has 32 bytes")
             continue
-        try:
-            Fernet(line.encode("ascii"))
-        except (ValueError, UnicodeEncodeError) as exc:
+        try:  # what Fernet() checks, without importing cryptography
+            if len(base64.urlsafe_b64decode(line.encode("ascii"))) != 32:
+                raise ValueError("not 32 bytes")
+        except (binascii.Error, ValueError, UnicodeEncodeError) as exc:
             raise SecretsError(
                 f"{source}:{number}: not a Fernet key (32 url-safe base64 bytes)"
             ) from exc

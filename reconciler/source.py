@@ -47,10 +47,20 @@ def _looks_remote(repo: str) -> bool:
 
 def directory_revision(root: Path) -> str:
     """A content hash of a plain folder's files (names and bytes)."""
+    files: list[tuple[str, str]] = []  # (relative path, path)
+    base = str(root)
+    for folder, dirs, names in os.walk(base):
+        dirs[:] = [d for d in dirs if d != ".git"]
+        rel = os.path.relpath(folder, base)
+        for name in names:
+            path = os.path.join(folder, name)
+            if os.path.isfile(path):
+                files.append((name if rel == "." else f"{rel}/{name}", path))
     h = hashlib.sha256()
-    for path in sorted(p for p in root.rglob("*") if p.is_file() and ".git" not in p.parts):
-        h.update(path.relative_to(root).as_posix().encode() + b"\0")
-        h.update(hashlib.sha256(path.read_bytes()).digest())
+    for rel_path, path in sorted(files):
+        h.update(rel_path.encode() + b"\0")
+        with open(path, "rb") as fh:
+            h.update(hashlib.sha256(fh.read()).digest())
     return "dir:" + h.hexdigest()[:20]
 
 
