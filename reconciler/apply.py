@@ -40,6 +40,7 @@ from reconciler.plan import (
     RemoveFile,
     Restart,
     Start,
+    Stop,
     UnitAction,
     WriteFile,
 )
@@ -55,6 +56,8 @@ class ApplyResult:
     run_id: str
     done: list[Action] = field(default_factory=list)
     touched_units: list[str] = field(default_factory=list)  # started, restarted or reloaded
+    # actions on the unit this process runs in, left for after the run is recorded
+    deferred: list[UnitAction] = field(default_factory=list)
 
 
 def write_atomic(path: Path, content: bytes, mode: int) -> None:
@@ -151,8 +154,14 @@ class Applier:
         rendered: Rendered,
         batch_check: BatchCheck | None = None,
         progress: Callable[[Action], None] | None = None,
+        self_unit: str | None = None,
     ) -> ApplyResult:
-        """Run ``plan``; ``batch_check`` verifies each rolling batch (raising on failure)."""
+        """Run ``plan``; ``batch_check`` verifies each rolling batch (raising on failure).
+
+        Restarts, reloads and stops of ``self_unit`` (the unit running this reconciler)
+        are not run here, where they would kill the run half-way: they are marked done
+        and returned in ``deferred`` for the caller to request once the run is recorded.
+        """
         run_id = uuid.uuid4().hex[:12]
         result = ApplyResult(run_id)
         remove_stray_temp_files(self.layout, rendered)
@@ -173,7 +182,14 @@ class Applier:
                     batch_check([a.unit for a in batch])
                     i += len(batch)
                     continue
-            self._run(action, units, result)
+            if (
+                isinstance(action, Restart | Reload | Stop)
+                and self_unit is not None
+                and action.unit == self_unit
+            ):
+                result.deferred.append(action)
+            else:
+                self._run(action, units, result)
             self.store.journal_done(run_id, i)
             if progress:
                 progress(action)

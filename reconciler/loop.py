@@ -41,7 +41,7 @@ from reconciler.metrics import ReconcilerMetrics
 from reconciler.model import Revision
 from reconciler.observe import Observed, observe
 from reconciler.paths import HostLayout
-from reconciler.plan import Action, Plan
+from reconciler.plan import Action, Plan, UnitAction
 from reconciler.render import RenderContext, Rendered, UnitSpec
 from reconciler.source import Checkout, tree_of
 from reconciler.state import RevisionRecord, StateStore
@@ -79,6 +79,9 @@ class Options:
     stable_for: float = 1.0
     # called after each applied action (the CLI logs it; a debugging aid can kill here)
     on_action: Callable[[Action], None] | None = None
+    # the unit this reconciler runs in (atlas-reconciler.service sets ATLAS_UNIT): its
+    # own restart is requested after the run is recorded, never in the middle of it
+    self_unit: str | None = None
 
 
 class Reconciler:
@@ -362,6 +365,7 @@ class Reconciler:
     ) -> Verdict:
         rev = self.store.begin_revision(self.env, revision, trigger)
         specs = {u.name: u for u in prepared.rendered.units}
+        deferred: list[UnitAction] = []
         baseline = dict(observed.units or {})
 
         def check(units: Sequence[str]) -> None:
@@ -375,7 +379,9 @@ class Reconciler:
                 prepared.rendered,
                 batch_check=check,
                 progress=self._progress,
+                self_unit=self.options.self_unit,
             )
+            deferred = result.deferred
             touched = [specs[u] for u in dict.fromkeys(result.touched_units) if u in specs]
             verdict = self._verify(touched, baseline)
         except VerificationFailed as exc:
@@ -390,6 +396,9 @@ class Reconciler:
             f"{trigger}: {revision.sha[:12]} {outcome}: {verdict.reason}",
             revision.sha,
         )
+        for action in deferred:  # recorded: now this reconciler may be restarted
+            self.log("info", f"{action.verb} {action.unit} (this reconciler) requested")
+            self.runtime.restart_later(action.unit)
         return verdict
 
     def _progress(self, action: Action) -> None:

@@ -109,6 +109,9 @@ class Runtime(Protocol):
     def enable(self, unit: str) -> None: ...
     def disable(self, unit: str) -> None: ...
     def reset_failed(self, unit: str) -> None: ...
+    def restart_later(self, unit: str) -> None:
+        """Queue a restart and return at once (for the unit running this process)."""
+        ...
 
 
 class Systemctl:
@@ -208,6 +211,9 @@ class Systemctl:
     def reset_failed(self, unit: str) -> None:
         self._run("reset-failed", unit, check=False)
 
+    def restart_later(self, unit: str) -> None:
+        self._run("restart", "--no-block", unit)
+
 
 class FakeRuntime:
     """In-memory service manager for tests: units start instantly and stay up."""
@@ -278,3 +284,7 @@ class FakeRuntime:
 
     def reset_failed(self, unit: str) -> None:
         self.calls.append(("reset-failed", unit))
+
+    def restart_later(self, unit: str) -> None:
+        self.calls.append(("restart-later", unit))
+        self._up(unit)

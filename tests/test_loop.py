@@ -7,6 +7,7 @@ important paths against a real systemd manager and real services.
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import threading
 from collections.abc import Callable
@@ -66,9 +67,10 @@ class Rig:
         self.clock = FakeClock()
         self.metrics = ReconcilerMetrics()
         self.logs: list[tuple[str, str]] = []
+        target = pipeline.Target(str(repo), "main", ".", env)
         self.reconciler = Reconciler(
-            pipeline.Target(str(repo), "main", ".", env),
-            self.host.ctx,
+            target,
+            dataclasses.replace(self.host.ctx, invocation=target.invocation),
             self.host.runtime,
             self.host.store,
             secrets,
@@ -290,3 +292,32 @@ def test_a_second_reconcile_waits_or_exits_clearly(rig: Rig) -> None:
         release.set()
         thread.join()
     assert rig.reconciler.cycle().result == "applied"
+
+
+def test_the_reconcilers_own_restart_waits_until_the_run_is_recorded(
+    tmp_path: Path, ops_repo: Path
+) -> None:
+    env = "environments/development/environment.yaml"
+    commit(
+        ops_repo,
+        env,
+        "reconciler: {enabled: false, metricsPort: 19110}",
+        "reconciler: {enabled: true, metricsPort: 19110, interval: 1m}",
+    )
+    rig = Rig(tmp_path / "root", ops_repo)
+    rig.reconciler.options.self_unit = "atlas-reconciler.service"
+    assert rig.reconciler.cycle().result == "applied"
+    assert rig.host.runtime.units["atlas-reconciler.service"].running
+    commit(ops_repo, env, "interval: 1m}", "interval: 2m}")
+    rig.host.runtime.calls.clear()
+    result = rig.reconciler.cycle()
+    assert result.result == "applied", result.reason
+    assert ("restart", "atlas-reconciler.service") in [
+        (a.verb, a.target) for a in result.plan.actions
+    ]
+    assert ("restart", "atlas-reconciler.service") not in rig.host.runtime.calls
+    assert rig.host.runtime.calls[-1] == ("restart-later", "atlas-reconciler.service")
+    assert rig.host.store.journal_pending() == [], (
+        "nothing is left to carry over into the restarted reconciler"
+    )
+    assert rig.host.store.last_applied("development").sha == result.revision

@@ -187,6 +187,7 @@ def _reconciler(args: argparse.Namespace, layout: Any, store: Any, target: Any, 
             self_heal=not getattr(args, "no_self_heal", False),
             lock_wait=wait,
             on_action=_kill_switch(),
+            self_unit=os.environ.get("ATLAS_UNIT") or None,
         ),
     )
 
