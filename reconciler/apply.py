@@ -20,13 +20,13 @@ before the next (``batch_check``).
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from reconciler.fsio import TEMP_PREFIX, write_atomic
 from reconciler.inventory import file_entry, unit_entry
 from reconciler.paths import HostLayout
 from reconciler.plan import (
@@ -48,8 +48,6 @@ from reconciler.render import Rendered, UnitSpec
 from reconciler.state import StateStore
 from reconciler.systemd import Runtime
 
-TEMP_PREFIX = ".atlas-tmp-"
-
 
 @dataclass
 class ApplyResult:
@@ -58,32 +56,6 @@ class ApplyResult:
     touched_units: list[str] = field(default_factory=list)  # started, restarted or reloaded
     # actions on the unit this process runs in, left for after the run is recorded
     deferred: list[UnitAction] = field(default_factory=list)
-
-
-def write_atomic(path: Path, content: bytes, mode: int) -> None:
-    """Write ``content`` to ``path`` so that readers see the old or the new file only."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f"{TEMP_PREFIX}{path.name}.{uuid.uuid4().hex[:8]}"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, mode)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(content)
-            fh.flush()
-            os.fchmod(fh.fileno(), mode)
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def remove_stray_temp_files(layout: HostLayout, rendered: Rendered) -> list[Path]:

@@ -28,7 +28,6 @@ import base64
 import binascii
 import hashlib
 import hmac
-import os
 import re
 import stat
 from dataclasses import dataclass, field
@@ -37,6 +36,7 @@ from types import ModuleType
 from typing import TYPE_CHECKING
 
 from reconciler.errors import SecretsError
+from reconciler.fsio import write_atomic
 
 if TYPE_CHECKING:
     from cryptography.fernet import MultiFernet
@@ -298,21 +298,8 @@ def write_key_file(path: Path, keys: list[str] | KeyRing) -> None:
         if isinstance(keys, KeyRing)
         else KeyRing(tuple(k.encode("ascii") for k in keys), str(path))
     )
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     try:
-        if not path.parent.exists():
-            path.parent.mkdir(mode=0o700, parents=True)
-        tmp.unlink(missing_ok=True)
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-        try:
-            with os.fdopen(fd, "w", encoding="ascii") as fh:
-                fh.write(format_keys(ring))
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
+        write_atomic(path, format_keys(ring).encode("ascii"), 0o600, parents_mode=0o700)
     except OSError as exc:
         raise SecretsError(f"key file {path} cannot be written: {exc.strerror}") from exc
 

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from reconciler import fsio
 from reconciler.errors import ManifestError, Problem
 
 _BLOCK_KEY = re.compile(r"^(?P<indent> *)(?:- +)?[^\s#][^#]*:\s*(#.*)?$")
@@ -160,25 +161,10 @@ def write_atomic(path: Path, data: bytes, mode: int | None = None) -> None:
             mode = stat.S_IMODE(path.stat().st_mode)
         except FileNotFoundError:
             mode = 0o666 & ~_umask()
-    tmp = path.with_name(f".{path.name}.atlas-tmp{os.getpid()}")
+    if not path.parent.is_dir():
+        raise ManifestError([Problem(str(path), 0, "", "cannot write file: no such folder")])
     try:
-        tmp.unlink(missing_ok=True)
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
-                fh.flush()
-                os.fchmod(fh.fileno(), mode)
-                os.fsync(fh.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+        fsio.write_atomic(path, data, mode)
     except OSError as exc:
         raise ManifestError(
             [Problem(str(path), 0, "", f"cannot write file: {exc.strerror}")]

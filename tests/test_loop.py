@@ -226,7 +226,8 @@ def test_interrupted_restart_is_carried_over(rig: Rig, ops_repo: Path) -> None:
     commit(ops_repo, "base/sources.yaml", "interval: 1h", "interval: 3h")
     # Simulate a run killed after writing files but before restarting atlas-core.
     plan, _prepared = rig.host.plan(ops_repo, "development")
-    from reconciler.apply import action_record, write_atomic
+    from reconciler.apply import action_record
+    from reconciler.fsio import write_atomic
     from reconciler.plan import WriteFile
 
     dead = rig.host.store.begin_revision("development", _prepared.checkout.revision, "manual")

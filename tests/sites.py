@@ -1,0 +1,109 @@
+"""A site for end-to-end tests and benchmarks: a manifests repository (a bare origin
+and a working clone) of the example manifests with free ports, and a systemd user
+manager to converge with the real ``atlas`` command."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.conftest import EXAMPLE
+from tests.gitutil import commit, git
+from tests.sysd import PrivateManager
+
+
+def free_ports(n: int) -> list[int]:
+    socks, ports = [], []
+    for _ in range(n):
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        socks.append(s)
+        ports.append(s.getsockname()[1])
+    for s in socks:
+        s.close()
+    return ports
+
+
+class Site:
+    """A manifests repository (bare origin + working clone) and a host to converge."""
+
+    def __init__(self, manager: PrivateManager, root: Path) -> None:
+        self.manager = manager
+        self.api, self.core, self.monitoring, self.reconciler = free_ports(4)
+        self.bare = root / "origin.git"
+        subprocess.run(["git", "init", "-q", "--bare", "-b", "main", str(self.bare)], check=True)
+        self.work = root / "work"
+        shutil.copytree(EXAMPLE, self.work)
+        env = self.work / "environments/development/environment.yaml"
+        text = env.read_text().replace("port: 18080", f"port: {self.api}")
+        text = text.replace("metricsPort: 19101", f"metricsPort: {self.core}")
+        text = text.replace("metricsPort: 19102", f"metricsPort: {self.monitoring}")
+        text = text.replace("metricsPort: 19110", f"metricsPort: {self.reconciler}")
+        text = text.replace("http://127.0.0.1:18080", f"http://127.0.0.1:{self.api}")
+        env.write_text(text)
+        git(self.work, "init", "-q", "-b", "main")
+        git(self.work, "add", "-A")
+        git(self.work, "commit", "-qm", "initial")
+        git(self.work, "remote", "add", "origin", str(self.bare))
+        self.push()
+
+    def push(self, *extra: str) -> None:
+        git(self.work, "push", "-q", *extra, "origin", "main")
+
+    def change(self, path: str, old: str, new: str) -> str:
+        sha = commit(self.work, path, old, new)
+        self.push()
+        return sha
+
+    def atlas(
+        self, *args: str, env: dict[str, str] | None = None, timeout: float = 180
+    ) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "atlas", *args],
+            env={**self.manager.env, **(env or {})},
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+
+    def reconcile(
+        self, *extra: str, env: dict[str, str] | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        return self.atlas(
+            "reconcile",
+            "--once",
+            "--repo",
+            str(self.bare),
+            "--ref",
+            "main",
+            "--env",
+            "development",
+            "--scope",
+            "user",
+            *extra,
+            env=env,
+        )
+
+    def pid(self, unit: str) -> int:
+        return int(self.manager.show(unit, "MainPID")["MainPID"])
+
+    def state(self, unit: str) -> str:
+        props = self.manager.show(unit, "ActiveState", "SubState")
+        return f"{props['ActiveState']}/{props['SubState']}"
+
+    def status(self) -> dict:
+        done = self.atlas("status", "--scope", "user", "--output", "json")
+        return json.loads(done.stdout)
+
+    @property
+    def units_dir(self) -> Path:
+        return self.manager.config_home / "systemd/user"
+
+    @property
+    def config_dir(self) -> Path:
+        return self.manager.config_home / "atlas"
