@@ -20,10 +20,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cache
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 from typing import Any, Literal
 
 import jinja2
@@ -31,10 +32,11 @@ import jinja2
 from reconciler import model
 from reconciler.errors import RenderError
 from reconciler.paths import HostLayout
-from reconciler.resources import MESSAGE_TEMPLATE_DIR, SYSTEMD_TEMPLATE_DIR
+from reconciler.resources import MESSAGE_TEMPLATE_DIR, PROJECT_ROOT, SYSTEMD_TEMPLATE_DIR
 from reconciler.units import systemd_timespan
 
 CONFIG_VERSION = 1
+_PRIVATE_TMP_DIRS = ("/tmp", "/var/tmp")  # noqa: S108 - what PrivateTmp= replaces
 FileKind = Literal["unit", "config", "env"]
 
 
@@ -109,6 +111,21 @@ class HostFacts:
     """What rendering needs to know about this host beyond its layout."""
 
     python: str  # the interpreter that runs ``-m atlas``
+    # Folders the services must see that PrivateTmp= would hide (an installation or
+    # checkout under /tmp or /var/tmp): bound read-only into their namespace.
+    bind_read_only: tuple[str, ...] = ()
+
+    @classmethod
+    def current(cls, python: str | None = None) -> HostFacts:
+        """This installation: ``python`` (default: this interpreter) and what it needs."""
+        python = python or sys.executable
+        needed = {Path(python).parent.parent, Path(sys.prefix), PROJECT_ROOT}
+        hidden = sorted(
+            str(p)
+            for p in needed
+            if any(p == Path(t) or Path(t) in p.parents for t in _PRIVATE_TMP_DIRS)
+        )
+        return cls(python, tuple(hidden))
 
 
 @dataclass(frozen=True)
@@ -276,6 +293,7 @@ class _Renderer:
             },
             "resources": deployment.resources,
             "read_write": [str(self.layout.data_dir)] if self.layout.scope == "user" else [],
+            "bind_read_only": list(self.ctx.facts.bind_read_only),
             "state_directory": "atlas/data",
             "proc_subset": component != "monitoring",
             "wanted_by": self._wanted_by(),
@@ -575,6 +593,7 @@ class _Renderer:
                 "env_file": str(env.path),
                 "restart_trigger": _hash(exec_start, env_digest),
                 "after": ["network-online.target"] if self.layout.scope == "system" else [],
+                "bind_read_only": list(self.ctx.facts.bind_read_only),
                 "read_write": [
                     str(self.layout.unit_dir),
                     str(self.layout.config_dir),

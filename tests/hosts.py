@@ -3,7 +3,6 @@ a real state database. The real-systemd tests use tests/sysd.py instead."""
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,7 +29,7 @@ class FolderHost:
             "user" if self.scope == "user" else "system", self.root, env
         )
         self.store = StateStore(state_path(self.layout.on_disk(self.layout.reconciler_dir)))
-        self.ctx = RenderContext(self.layout, HostFacts(sys.executable))
+        self.ctx = RenderContext(self.layout, HostFacts.current())
 
     def prepare(self, repo: Path, env: str, key: Path | None = None) -> pipeline.Prepared:
         co = pipeline.fetch(pipeline.Target(str(repo), None, ".", env), self.root / "cache")

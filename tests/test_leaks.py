@@ -215,7 +215,7 @@ def test_rendered_files_hold_values_only_in_0600_env_files(
         root = tmp_path / f"host-{env}"
         layout = host_layout("user", root, os.environ)
         target = pipeline.Target(str(repo.path), "main", ".", env)
-        ctx = RenderContext(layout, HostFacts(python=sys.executable), target.invocation)
+        ctx = RenderContext(layout, HostFacts.current(), target.invocation)
         co = pipeline.fetch(target, tmp_path / f"cache-{env}")
         keys = KeyRingSecrets(load_key_file(example_keys[env]))
         rendered = pipeline.prepare_checkout(co, env, ctx, keys).rendered

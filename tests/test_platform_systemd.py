@@ -6,7 +6,6 @@ stop cleanly; the atlas-services oneshot backs the database up."""
 from __future__ import annotations
 
 import os
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -38,7 +37,7 @@ def prepare_manifests(repo: Path, feed_url: str, api_port: int, core_port: int) 
 
 def render_into_manager(repo: Path, manager: Any, tmp_path: Path) -> Any:
     layout = host_layout("user", Path("/"), manager.env)
-    ctx = RenderContext(layout, HostFacts(python=sys.executable))
+    ctx = RenderContext(layout, HostFacts.current())
     target = pipeline.Target(str(repo), None, ".", "development")
     prepared = pipeline.prepare_checkout(
         pipeline.fetch(target, tmp_path / "git-cache"), "development", ctx, None

@@ -7,7 +7,6 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -36,7 +35,7 @@ def render_env(env: str, scope: str, root: Path, keys: dict[str, Path]) -> Rende
     layout = host_layout(scope, root, {"HOME": "/home/atlas"})  # type: ignore[arg-type]
     ctx = RenderContext(
         layout,
-        HostFacts(sys.executable),
+        HostFacts.current(),
         ReconcilerInvocation("https://git.example.com/m.git", "main"),
     )
     co = pipeline.fetch(pipeline.Target(str(EXAMPLE), None, ".", env), root / "cache")
@@ -217,3 +216,29 @@ def test_channel_defaults_are_rendered_once(tmp_path: Path, example_keys) -> Non
         "username": "atlas",
         "timeoutSeconds": 10,
     }
+
+
+def test_an_installation_under_tmp_is_bound_into_the_sandbox(tmp_path: Path, monkeypatch) -> None:
+    """PrivateTmp= hides /tmp from the services: a venv or checkout there is bound back."""
+    from reconciler import render as render_module
+
+    monkeypatch.setattr(render_module, "PROJECT_ROOT", Path("/tmp/checkout"))
+    facts = HostFacts.current("/var/tmp/venv/bin/python")
+    assert {"/tmp/checkout", "/var/tmp/venv"} <= set(facts.bind_read_only)
+    monkeypatch.setattr(render_module, "PROJECT_ROOT", Path("/srv/atlas"))
+    assert "/srv/atlas" not in HostFacts.current("/opt/venv/bin/python").bind_read_only
+    layout = host_layout("user", tmp_path, {"HOME": "/home/atlas"})
+    ctx = RenderContext(
+        layout,
+        HostFacts("/tmp/checkout/.venv/bin/python", ("/tmp/checkout",)),
+        ReconcilerInvocation("https://git.example.com/m.git", "main"),
+    )
+    dev = pipeline.prepare_checkout(
+        pipeline.fetch(pipeline.Target(str(EXAMPLE), None, ".", "development"), tmp_path / "cache"),
+        "development",
+        ctx,
+        None,
+    ).rendered
+    for f in dev.files:
+        if f.kind == "unit" and f.path.suffix == ".service":
+            assert b"BindReadOnlyPaths=/tmp/checkout\n" in f.content, f.path

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import stat
-import sys
 from pathlib import Path
 
 import pytest
@@ -143,7 +142,7 @@ def test_pr_plan_names_secret_changes_in_every_format(
 def digests_of(repo: GitRepo, ref: str, key: Path, cache: Path) -> dict[str, str]:
     """The keyed digests a host computes for the secrets of ``ref``."""
     layout = host_layout("user", cache / "host", os.environ)
-    ctx = RenderContext(layout, HostFacts(python=sys.executable), None)
+    ctx = RenderContext(layout, HostFacts.current(), None)
     co = pipeline.fetch(pipeline.Target(str(repo.path), ref, ".", "production"), cache)
     prepared = pipeline.prepare_checkout(co, "production", ctx, KeyRingSecrets(load_key_file(key)))
     return {n: v.digest for n, v in prepared.desired.secrets.items()}
@@ -207,7 +206,7 @@ def _apply_by_hand(repo: GitRepo, ref: str, key: Path, root: Path, cache: Path) 
     """Write what ``ref`` renders into ``root`` and record it, as an apply would."""
     layout = host_layout("user", root, os.environ)
     target = pipeline.Target(str(repo.path), ref, ".", "production")
-    ctx = RenderContext(layout, HostFacts(python=sys.executable), target.invocation)
+    ctx = RenderContext(layout, HostFacts.current(), target.invocation)
     co = pipeline.fetch(target, cache)
     prepared = pipeline.prepare_checkout(co, "production", ctx, KeyRingSecrets(load_key_file(key)))
     for f in prepared.rendered.files:

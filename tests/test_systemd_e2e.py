@@ -91,6 +91,14 @@ def test_a_source_change_restarts_only_core(site: Site) -> None:
     assert site.pid("atlas-monitoring.service") == before["atlas-monitoring.service"]
     config = json.loads((site.config_dir / "core.json").read_text())
     assert {s["intervalSeconds"] for s in config["sources"] if s["name"] == "welcome"} == {7200}
+    # and back by hand: atlas rollback re-applies the previous healthy revision
+    back = site.atlas("rollback", "--scope", "user")
+    assert back.returncode == 0, back.stdout + back.stderr
+    config = json.loads((site.config_dir / "core.json").read_text())
+    assert {s["intervalSeconds"] for s in config["sources"] if s["name"] == "welcome"} == {3600}
+    assert site.state("atlas-core.service") == "active/running"
+    history = json.loads(site.atlas("history", "--scope", "user", "--output", "json").stdout)
+    assert [h["outcome"] for h in history[:2]] == ["applied", "rolled-back"]
 
 
 def test_cosmetic_change_keeps_the_pid(site: Site) -> None:

@@ -22,7 +22,7 @@ def layout_of(args: argparse.Namespace) -> HostLayout:
 
 
 def facts() -> HostFacts:
-    return HostFacts(python=os.environ.get("ATLAS_PYTHON") or sys.executable)
+    return HostFacts.current(os.environ.get("ATLAS_PYTHON"))
 
 
 def render_context(

@@ -6,7 +6,6 @@ reload on `systemctl reload`."""
 from __future__ import annotations
 
 import json
-import sys
 import time
 from pathlib import Path
 
@@ -27,7 +26,7 @@ def render_monitoring(manager, tmp_path: Path) -> dict[str, Path]:  # type: igno
     layout = host_layout("user", "/", manager.env)
     target = pipeline.Target(str(EXAMPLE), None, ".", "development")
     co = pipeline.fetch(target, tmp_path / "cache")
-    ctx = RenderContext(layout, HostFacts(sys.executable), target.invocation)
+    ctx = RenderContext(layout, HostFacts.current(), target.invocation)
     rendered = pipeline.prepare_checkout(co, "development", ctx, None).rendered
     written = {}
     for f in rendered.files:
