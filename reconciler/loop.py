@@ -43,7 +43,7 @@ from reconciler.observe import Observed, observe
 from reconciler.paths import HostLayout
 from reconciler.plan import Action, Plan, UnitAction
 from reconciler.render import RenderContext, Rendered, UnitSpec
-from reconciler.source import Checkout, tree_of
+from reconciler.source import Checkout, prune_cache, tree_of
 from reconciler.state import RevisionRecord, StateStore
 from reconciler.systemd import Runtime, UnitCommandFailed, UnitState
 from reconciler.verify import Clock, HttpProbe, Verdict, verify
@@ -342,6 +342,8 @@ class Reconciler:
         verdict = self._apply_and_verify(plan, prepared, observed, revision, trigger)
         self._healthy_units(prepared.rendered.units, None)
         if verdict.ok:
+            if new:
+                self._prune_cache()
             self.store.put("drift", [])
             self.metrics.set_drift(by_kind([]))
             self.metrics.set_sync(desired, revision.sha, status_if_synced)
@@ -400,6 +402,15 @@ class Reconciler:
             self.log("info", f"{action.verb} {action.unit} (this reconciler) requested")
             self.runtime.restart_later(action.unit)
         return verdict
+
+    def _prune_cache(self, keep_revisions: int = 20) -> None:
+        """Keep the trees of the revisions a rollback may return to; drop the rest."""
+        applied = [
+            r.sha
+            for r in self.store.history(self.env, limit=500)
+            if r.outcome in ("applied", "unchanged")
+        ]
+        prune_cache(self.cache, set(list(dict.fromkeys(applied))[:keep_revisions]))
 
     def _progress(self, action: Action) -> None:
         self.log("info", f"{action.verb} {action.target}".rstrip())

@@ -164,14 +164,6 @@ class GitMirror:
             raise
         return final
 
-    def prune_trees(self, keep: set[str]) -> None:
-        """Remove exported trees of commits not in ``keep``."""
-        if not self.trees.is_dir():
-            return
-        for tree in self.trees.iterdir():
-            if tree.name not in keep:
-                shutil.rmtree(tree, ignore_errors=True)
-
 
 def _snapshot_dir(root: Path, sha: str, cache_dir: Path) -> Path:
     """A copy of a plain folder's revision in the cache, so it can be re-read later."""
@@ -236,3 +228,24 @@ def tree_of(repo: str, revision: Revision, subpath: str, cache_dir: Path) -> Pat
     local = Path(repo)
     url = str(local.resolve()) if not _looks_remote(repo) and local.exists() else repo
     return _safe_subpath(GitMirror(url, cache_dir).export(revision.sha), subpath)
+
+
+def prune_cache(cache_dir: Path, keep: set[str]) -> int:
+    """Remove exported trees and folder snapshots of revisions not in ``keep``.
+
+    Trees of git commits can be exported again from the mirror; snapshots of plain
+    folders cannot, so ``keep`` should hold every revision a rollback may return to.
+    Returns how many were removed.
+    """
+    removed = 0
+    folders = [d / "trees" for d in cache_dir.iterdir() if d.is_dir()] if cache_dir.is_dir() else []
+    folders.append(cache_dir / "dirs")
+    wanted = {sha.removeprefix("dir:") for sha in keep}
+    for folder in folders:
+        if not folder.is_dir():
+            continue
+        for tree in folder.iterdir():
+            if tree.name not in wanted and not tree.name.startswith("."):
+                shutil.rmtree(tree, ignore_errors=True)
+                removed += 1
+    return removed

@@ -21,6 +21,7 @@ from reconciler.errors import LockBusy
 from reconciler.lock import reconcile_lock
 from reconciler.loop import Options, Reconciler
 from reconciler.metrics import ReconcilerMetrics
+from tests.conftest import EXAMPLE
 from tests.gitutil import commit, git
 from tests.hosts import FolderHost
 
@@ -322,3 +323,32 @@ def test_the_reconcilers_own_restart_waits_until_the_run_is_recorded(
         "nothing is left to carry over into the restarted reconciler"
     )
     assert rig.host.store.last_applied("development").sha == result.revision
+
+
+def test_the_cache_keeps_only_what_a_rollback_may_need(rig: Rig, ops_repo: Path) -> None:
+    first = rig.reconciler.cycle().revision
+    for hours in (2, 3):
+        commit(ops_repo, "base/sources.yaml", f"interval: {hours - 1}h", f"interval: {hours}h")
+        assert rig.reconciler.cycle().result == "applied"
+    trees = lambda: sorted(p.name for p in rig.reconciler.cache.glob("*/trees/*"))  # noqa: E731
+    assert len(trees()) == 3
+    rig.reconciler._prune_cache(keep_revisions=1)
+    assert trees() == [rig.host.store.last_applied("development").sha]
+    # a pruned git revision is exported again from the mirror when a rollback needs it
+    assert rig.reconciler.rollback(first[:12]).result == "rolled-back"
+    assert first in trees()
+
+
+def test_folder_snapshots_are_pruned_too(tmp_path: Path) -> None:
+    from reconciler.source import checkout, prune_cache
+
+    folder = tmp_path / "manifests"
+    shutil.copytree(EXAMPLE, folder)
+    cache = tmp_path / "cache"
+    a = checkout(str(folder), None, ".", cache, snapshot=True).revision.sha
+    (folder / "base/extra.txt").write_text("x")
+    b = checkout(str(folder), None, ".", cache, snapshot=True).revision.sha
+    assert len(list((cache / "dirs").iterdir())) == 2
+    assert prune_cache(cache, {b}) == 1
+    assert [p.name for p in (cache / "dirs").iterdir()] == [b.removeprefix("dir:")]
+    assert a != b
