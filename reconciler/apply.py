@@ -84,10 +84,14 @@ def carried_over(plan: Plan, pending: Iterable[dict[str, Any]], rendered: Render
     """Add the restarts/reloads/daemon-reload an interrupted run still owed."""
     desired = {u.name: u for u in rendered.units}
     have = {(a.verb, a.target) for a in plan.actions}
+    # a unit the plan starts or restarts comes up with its new config anyway
+    launched = {a.target for a in plan.actions if a.verb in ("start", "restart")}
     extra: list[Action] = []
     for record in pending:
         verb, target = str(record.get("action", "")), str(record.get("target", ""))
-        if (verb, target) in have:
+        if (verb, target) in have or (
+            verb in ("start", "restart", "reload") and target in launched
+        ):
             continue
         reason = "carried over from an interrupted reconcile"
         if verb == "daemon-reload":
@@ -107,7 +111,6 @@ def carried_over(plan: Plan, pending: Iterable[dict[str, Any]], rendered: Render
     tail = [a for a in plan.actions if a.verb in ("daemon-reload", "reload", "restart", "start")]
     enables = [a for a in plan.actions if a.verb == "enable"]
     tail = sorted([*tail, *extra], key=lambda a: phase[a.verb])
-    # a unit already being restarted need not also be started
     return Plan(plan.environment, plan.revision, (*head, *tail, *enables), plan.changes)
 
 

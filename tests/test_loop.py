@@ -352,3 +352,33 @@ def test_folder_snapshots_are_pruned_too(tmp_path: Path) -> None:
     assert prune_cache(cache, {b}) == 1
     assert [p.name for p in (cache / "dirs").iterdir()] == [b.removeprefix("dir:")]
     assert a != b
+
+
+def test_carried_over_actions_skip_units_the_plan_launches_anyway() -> None:
+    from pathlib import PurePosixPath
+
+    from reconciler.apply import carried_over
+    from reconciler.model import Revision
+    from reconciler.plan import Plan, Restart, Start
+    from reconciler.render import Rendered, UnitSpec
+
+    unit = UnitSpec(
+        "atlas-core.service", PurePosixPath("/u/atlas-core.service"), "core", True, True
+    )
+    other = UnitSpec("atlas-api.service", PurePosixPath("/u/atlas-api.service"), "api", True, True)
+    rendered = Rendered((), (), (unit, other))
+    plan = Plan(
+        "dev", Revision("x"), (Start("not running (failed)", "atlas-core.service", "core"),)
+    )
+    pending = [
+        {"action": "restart", "target": "atlas-core.service"},
+        {"action": "restart", "target": "atlas-api.service"},
+        {"action": "daemon-reload", "target": ""},
+    ]
+    merged = carried_over(plan, pending, rendered)
+    assert [(a.verb, a.target) for a in merged.actions] == [
+        ("daemon-reload", ""),
+        ("restart", "atlas-api.service"),
+        ("start", "atlas-core.service"),
+    ]
+    assert isinstance(merged.actions[1], Restart)
