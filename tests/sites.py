@@ -71,6 +71,37 @@ class Site:
             check=False,
         )
 
+    def watch(
+        self, *extra: str, repo: str | None = None, env: dict[str, str] | None = None
+    ) -> subprocess.Popen[str]:
+        """``atlas reconcile --watch`` (hourly polls, metrics on the reconciler port),
+        returned once its /healthz answers."""
+        import time
+
+        import httpx
+
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "atlas", "reconcile", "--watch", "--repo", repo or str(self.bare),
+             "--ref", "main", "--env", "development", "--scope", "user", "--interval", "1h",
+             "--metrics-addr", f"127.0.0.1:{self.reconciler}", *extra],
+            env={**self.manager.env, **(env or {})}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            text=True,
+        )  # fmt: skip
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if (
+                    httpx.get(f"http://127.0.0.1:{self.reconciler}/healthz", timeout=2).status_code
+                    == 200
+                ):
+                    return proc
+            except httpx.HTTPError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                raise AssertionError(f"the watch loop never answered: {proc.communicate()[0]}")
+            time.sleep(0.2)
+
     def reconcile(
         self, *extra: str, env: dict[str, str] | None = None
     ) -> subprocess.CompletedProcess[str]:

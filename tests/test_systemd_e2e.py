@@ -145,33 +145,8 @@ def test_failing_api_is_rolled_back_and_metrics_say_so(site: Site) -> None:
     squatter.listen()
     taken = squatter.getsockname()[1]
     try:
-        watch = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "atlas",
-                "reconcile",
-                "--watch",
-                "--repo",
-                str(site.bare),
-                "--ref",
-                "main",
-                "--env",
-                "development",
-                "--scope",
-                "user",
-                "--interval",
-                "1h",
-                "--metrics-addr",
-                f"127.0.0.1:{site.reconciler}",
-            ],
-            env=site.manager.env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
+        watch = site.watch()
         try:
-            wait_http(f"http://127.0.0.1:{site.reconciler}/healthz")
             bad = site.change(
                 "environments/development/environment.yaml", f"port: {site.api}", f"port: {taken}"
             )
@@ -197,18 +172,6 @@ def test_failing_api_is_rolled_back_and_metrics_say_so(site: Site) -> None:
     history = json.loads(site.atlas("history", "--scope", "user", "--output", "json").stdout)
     outcomes = [(h["sha"], h["outcome"]) for h in history]
     assert (bad, "failed") in outcomes and outcomes[0] == (good, "applied")
-
-
-def wait_http(url: str, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            if httpx.get(url, timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        assert time.monotonic() < deadline, f"{url} never answered"
-        time.sleep(0.2)
 
 
 def test_sigkill_after_each_action_still_converges(site: Site) -> None:
@@ -374,35 +337,8 @@ def test_a_wrongly_signed_webhook_changes_nothing(site: Site) -> None:
     )
     assert first.returncode == 0, first.stderr
     secret = "e2e-hook-secret"
-    watch = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "atlas",
-            "reconcile",
-            "--watch",
-            "--repo",
-            url,
-            "--ref",
-            "main",
-            "--env",
-            "development",
-            "--scope",
-            "user",
-            "--interval",
-            "1h",
-            "--webhook-secret-env",
-            "HOOK_SECRET",
-            "--metrics-addr",
-            f"127.0.0.1:{site.reconciler}",
-        ],
-        env={**site.manager.env, "HOOK_SECRET": secret},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    watch = site.watch("--webhook-secret-env", "HOOK_SECRET", repo=url, env={"HOOK_SECRET": secret})
     try:
-        wait_http(f"http://127.0.0.1:{site.reconciler}/healthz")
         time.sleep(1)
         pid = site.pid("atlas-core.service")
         site.change("base/sources.yaml", "interval: 1h", "interval: 3h")
