@@ -13,12 +13,11 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import os
 import sys
 from collections.abc import Callable, Sequence
-from pathlib import Path
 
 from atlas import __version__
+from atlas.commands.args import EXIT_ERROR, EXIT_OK
 
 COMMAND_MODULES = (
     "atlas.commands.manifests",
@@ -29,52 +28,7 @@ COMMAND_MODULES = (
     "atlas.commands.platform",
 )
 
-EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
-
 Handler = Callable[[argparse.Namespace], int]
-
-
-def add_output(parser: argparse.ArgumentParser, *choices: str) -> None:
-    options = choices or ("text", "json")
-    parser.add_argument(
-        "--output",
-        "-o",
-        choices=options,
-        default="text",
-        help=f"result format: {', '.join(options)} (default text)",
-    )
-
-
-def add_host(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--scope",
-        choices=("system", "user"),
-        default=None,
-        help="system (/etc, /var/lib, systemctl) or user (XDG dirs, systemctl --user); "
-        "default: system for root, user otherwise",
-    )
-    parser.add_argument(
-        "--root",
-        type=Path,
-        default=Path("/"),
-        help="prefix for every host path, to plan or test against another tree",
-    )
-
-
-def add_key_file(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--key-file",
-        type=Path,
-        default=None,
-        help="the environment's secrets key file (default: $ATLAS_SECRETS_KEY_FILE, "
-        "then <config dir>/keys/<env>.key)",
-    )
-
-
-def scope_of(args: argparse.Namespace) -> str:
-    from reconciler.paths import default_scope
-
-    return str(args.scope or default_scope(os.geteuid()))
 
 
 def build_parser() -> argparse.ArgumentParser:

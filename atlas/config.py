@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from atlas.errors import ConfigError
+from seams.resources import CONFIG_SCHEMA_DIR
 
-CONFIG_SCHEMA_DIR = Path(__file__).resolve().parent.parent / "schemas" / "config"
 COMPONENTS = ("api", "core", "services", "monitoring")
 
 

@@ -19,7 +19,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from reconciler.resources import EXAMPLE_MANIFESTS
+from seams.resources import EXAMPLE_MANIFESTS
 
 DEMO_BASE = Path("/var/lib/atlas-demo")
 

@@ -26,7 +26,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from reconciler.fsio import TEMP_PREFIX, write_atomic
 from reconciler.inventory import file_entry, unit_entry
 from reconciler.paths import HostLayout
 from reconciler.plan import (
@@ -47,6 +46,7 @@ from reconciler.plan import (
 from reconciler.render import Rendered, UnitSpec
 from reconciler.state import StateStore
 from reconciler.systemd import Runtime
+from seams.fsio import TEMP_PREFIX, write_atomic
 
 
 @dataclass

@@ -69,8 +69,3 @@ def host_layout(scope: Scope, root: Path | str, env: Mapping[str, str]) -> HostL
         config_dir=config_home / "atlas",
         state_dir=state_home / "atlas",
     )
-
-
-def default_scope(euid: int) -> Scope:
-    """DESIGN.md §5: system for root, user otherwise."""
-    return "system" if euid == 0 else "user"

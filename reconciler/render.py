@@ -32,8 +32,8 @@ import jinja2
 from reconciler import model
 from reconciler.errors import RenderError
 from reconciler.paths import HostLayout
-from reconciler.resources import MESSAGE_TEMPLATE_DIR, PROJECT_ROOT, SYSTEMD_TEMPLATE_DIR
 from reconciler.units import systemd_timespan
+from seams.resources import MESSAGE_TEMPLATE_DIR, PROJECT_ROOT, SYSTEMD_TEMPLATE_DIR
 
 CONFIG_VERSION = 1
 _PRIVATE_TMP_DIRS = ("/tmp", "/var/tmp")  # noqa: S108 - what PrivateTmp= replaces

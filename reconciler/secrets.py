@@ -36,7 +36,7 @@ from types import ModuleType
 from typing import TYPE_CHECKING
 
 from reconciler.errors import SecretsError
-from reconciler.fsio import write_atomic
+from seams.fsio import write_atomic
 
 if TYPE_CHECKING:
     from cryptography.fernet import MultiFernet

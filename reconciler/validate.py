@@ -25,8 +25,8 @@ from reconciler import settingsrules
 from reconciler.errors import Problem
 from reconciler.load import Document, Limits, Mark, PathKey, RepoDocuments
 from reconciler.migrate import SUPERSEDED
-from reconciler.resources import SCHEMA_DIR
 from reconciler.schemacheck import Check, Unsupported, compile_schema
+from seams.resources import SCHEMA_DIR
 
 if TYPE_CHECKING:  # imported when a document fails the fast check (see validator_for)
     import jsonschema

@@ -15,16 +15,14 @@ from __future__ import annotations
 
 import io
 import itertools
-import os
 import re
-import stat
 from collections.abc import MutableMapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from reconciler import fsio
 from reconciler.errors import ManifestError, Problem
+from seams import fsio
 
 _BLOCK_KEY = re.compile(r"^(?P<indent> *)(?:- +)?[^\s#][^#]*:\s*(#.*)?$")
 _DOC_START = re.compile(r"^---\s*(#.*)?$")
@@ -152,29 +150,20 @@ def read(path: Path, rel: str) -> YamlFile:
 
 
 def write_atomic(path: Path, data: bytes, mode: int | None = None) -> None:
-    """Replace ``path`` with ``data``: temp file in the same folder, fsync, rename.
+    """Replace ``path`` with ``data`` atomically, keeping its mode (or giving it ``mode``).
 
-    The file keeps its mode (or gets ``mode``, default 0644 minus the umask for a new file).
+    A new file gets 0666 minus the umask. Errors are ManifestErrors naming the file.
     """
-    if mode is None:
-        try:
-            mode = stat.S_IMODE(path.stat().st_mode)
-        except FileNotFoundError:
-            mode = 0o666 & ~_umask()
-    if not path.parent.is_dir():
-        raise ManifestError([Problem(str(path), 0, "", "cannot write file: no such folder")])
     try:
-        fsio.write_atomic(path, data, mode)
+        fsio.write_atomic(path, data, mode, create_parents=False)
+    except FileNotFoundError as exc:
+        raise ManifestError(
+            [Problem(str(path), 0, "", "cannot write file: no such folder")]
+        ) from exc
     except OSError as exc:
         raise ManifestError(
             [Problem(str(path), 0, "", f"cannot write file: {exc.strerror}")]
         ) from exc
-
-
-def _umask() -> int:
-    current = os.umask(0o022)
-    os.umask(current)
-    return current
 
 
 def rename_key(mapping: MutableMapping[str, Any], old: str, new: str) -> bool:

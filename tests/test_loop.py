@@ -228,8 +228,8 @@ def test_interrupted_restart_is_carried_over(rig: Rig, ops_repo: Path) -> None:
     # Simulate a run killed after writing files but before restarting atlas-core.
     plan, _prepared = rig.host.plan(ops_repo, "development")
     from reconciler.apply import action_record
-    from reconciler.fsio import write_atomic
     from reconciler.plan import WriteFile
+    from seams.fsio import write_atomic
 
     dead = rig.host.store.begin_revision("development", _prepared.checkout.revision, "manual")
     rig.host.store.journal_begin("dead-run", [action_record(a) for a in plan.actions])

@@ -26,19 +26,19 @@ import logging
 import math
 from collections.abc import Mapping
 from functools import cache
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import jinja2
 from jinja2.sandbox import SandboxedEnvironment
 
 from atlas.errors import ConfigError
+from seams.resources import ALERT_TEMPLATE_DIR
 
 if TYPE_CHECKING:
     from atlas.alerting.model import Notification
     from atlas.monitoring.settings import ChannelSettings, Rule
 
-TEMPLATE_DIR = Path(__file__).resolve().parents[2] / "templates" / "alerts"
+TEMPLATE_DIR = ALERT_TEMPLATE_DIR
 DEFAULTS = {
     "subject": "email-subject.j2",
     "text": "email.txt.j2",

@@ -19,7 +19,7 @@ from atlas import logs
 from atlas.api import settings as api_settings
 from atlas.api.app import create_app
 from atlas.errors import AtlasError
-from atlas.notify import Notifier
+from seams.notify import Notifier
 
 BACKLOG = 2048
 

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from atlas.cli import scope_of
+from atlas.commands.args import scope_of
 from reconciler.build import KeyFileSecrets, SecretsSource
 from reconciler.paths import HostLayout, Scope, host_layout
 from reconciler.render import HostFacts, RenderContext

@@ -9,7 +9,14 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from atlas.cli import EXIT_CHANGES, EXIT_ERROR, EXIT_OK, add_host, add_key_file, add_output
+from atlas.commands.args import (
+    EXIT_CHANGES,
+    EXIT_ERROR,
+    EXIT_OK,
+    add_host,
+    add_key_file,
+    add_output,
+)
 
 
 def register(sub: Any) -> None:

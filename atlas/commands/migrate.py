@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from atlas.cli import EXIT_CHANGES, EXIT_OK, add_output
+from atlas.commands.args import EXIT_CHANGES, EXIT_OK, add_output
 
 
 def register(sub: Any) -> None:

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from atlas.cli import EXIT_ERROR, EXIT_OK, add_host, add_output
+from atlas.commands.args import EXIT_ERROR, EXIT_OK, add_host, add_output
 
 
 def _add_config(p: argparse.ArgumentParser) -> None:
@@ -198,7 +198,7 @@ def monitor(args: argparse.Namespace) -> int:
     from atlas.alerting.outbox import RetryPolicy
     from atlas.logs import setup
     from atlas.monitoring.agent import Agent, AgentDeps
-    from atlas.notify import Notifier
+    from seams.notify import Notifier
 
     settings = _settings(args)
     setup(settings.log_level, "monitoring")

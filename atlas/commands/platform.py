@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from atlas.cli import EXIT_ERROR, EXIT_OK, add_host, add_output
+from atlas.commands.args import EXIT_ERROR, EXIT_OK, add_host, add_output
 
 
 def _positive(text: str) -> int:

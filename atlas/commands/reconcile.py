@@ -20,7 +20,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from atlas.cli import EXIT_CHANGES, EXIT_ERROR, EXIT_OK, add_host, add_key_file, add_output
+from atlas.commands.args import (
+    EXIT_CHANGES,
+    EXIT_ERROR,
+    EXIT_OK,
+    add_host,
+    add_key_file,
+    add_output,
+)
 
 
 def add_target(p: argparse.ArgumentParser, env_required: bool = True) -> None:
@@ -297,10 +304,10 @@ def _dry_run(args: argparse.Namespace, layout: Any) -> int:
 def _watch(
     args: argparse.Namespace, layout: Any, store: Any, target: Any, interval: float, wait: float
 ) -> int:
-    from atlas.notify import Notifier
     from reconciler.errors import UsageError
     from reconciler.server import ReconcilerServer
     from reconciler.watch import RefsWatcher, git_dir
+    from seams.notify import Notifier
 
     rec = _reconciler(args, layout, store, target, wait)
     stop, wake = threading.Event(), threading.Event()

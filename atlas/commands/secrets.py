@@ -30,13 +30,13 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from atlas.cli import EXIT_OK, add_host, add_output
+from atlas.commands.args import EXIT_OK, add_host, add_output
 
 MAX_VALUE_BYTES = 32 * 1024
 
 
 def register(sub: Any) -> None:
-    from atlas.cli import add_key_file
+    from atlas.commands.args import add_key_file
 
     group = sub.add_parser(
         "secrets",

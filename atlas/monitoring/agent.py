@@ -52,7 +52,7 @@ from atlas.monitoring.samples import Sample, sample
 from atlas.monitoring.server import MetricsServer
 from atlas.monitoring.settings import Alerting, Settings, load_settings
 from atlas.monitoring.units import SystemctlUnits, UnitStates
-from atlas.notify import Notifier
+from seams.notify import Notifier
 
 log = logging.getLogger("atlas.monitoring")
 KEEP_HISTORY_S = 30 * 24 * 3600.0
