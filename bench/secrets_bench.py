@@ -15,9 +15,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from reconciler.secrets import KeyRing, generate_key
-from reconciler.secretsdoc import open_document
-from reconciler.secretsops import decrypt_all, rotate, textconv
+from reconciler.secrets.document import open_document
+from reconciler.secrets.keys import KeyRing, generate_key
+from reconciler.secrets.ops import decrypt_all, rotate, textconv
 
 
 def ms(start: float) -> float:

@@ -26,8 +26,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from reconciler.host.paths import HostLayout
+from reconciler.host.runtime import Runtime
 from reconciler.inventory import file_entry, unit_entry
-from reconciler.paths import HostLayout
 from reconciler.plan import (
     Action,
     DaemonReload,
@@ -43,9 +44,8 @@ from reconciler.plan import (
     UnitAction,
     WriteFile,
 )
-from reconciler.render import Rendered, UnitSpec
+from reconciler.render.desired import Rendered, UnitSpec
 from reconciler.state import StateStore
-from reconciler.systemd import Runtime
 from seams.fsio import TEMP_PREFIX, write_atomic
 
 

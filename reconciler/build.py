@@ -14,9 +14,9 @@ from typing import Any, Protocol
 
 from reconciler import model
 from reconciler.errors import ManifestError, SecretsError
-from reconciler.secrets import KeyRing, SecretValue, sealed
-from reconciler.units import parse_duration, parse_size
-from reconciler.validate import EnvManifests, Manifest, parse_selector
+from reconciler.manifests.validate import EnvManifests, Manifest, parse_selector
+from reconciler.quantities import parse_duration, parse_size
+from reconciler.secrets.keys import KeyRing, SecretValue, sealed
 
 
 class SecretsSource(Protocol):

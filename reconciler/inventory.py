@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 
-from reconciler.render import DesiredFile, Rendered, UnitSpec
+from reconciler.render.desired import DesiredFile, Rendered, UnitSpec
 
 SENSITIVE_KINDS = frozenset({"env"})
 

@@ -36,17 +36,19 @@ from reconciler.errors import (
     SecretsError,
     SourceUnavailable,
 )
-from reconciler.lock import reconcile_lock
+from reconciler.host.lock import reconcile_lock
+from reconciler.host.paths import HostLayout
+from reconciler.host.probe import HttpProbe
+from reconciler.host.runtime import Runtime, UnitCommandFailed, UnitState
 from reconciler.metrics import ReconcilerMetrics
 from reconciler.model import Revision
 from reconciler.observe import Observed, observe
-from reconciler.paths import HostLayout
 from reconciler.plan import Action, Plan, UnitAction
-from reconciler.render import RenderContext, Rendered, UnitSpec
+from reconciler.render.desired import RenderContext, Rendered, UnitSpec
 from reconciler.source import Checkout, prune_cache, tree_of
 from reconciler.state import RevisionRecord, StateStore
-from reconciler.systemd import Runtime, UnitCommandFailed, UnitState
-from reconciler.verify import Clock, HttpProbe, Verdict, verify
+from reconciler.verify import Verdict, verify
+from seams.clock import Clock
 
 Log = Callable[[str, str], None]  # (level, message)
 Pending = tuple[str, int, dict[str, Any]]  # journal rows: (run, seq, action)

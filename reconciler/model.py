@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from reconciler.secrets import SecretValue
+from reconciler.secrets.keys import SecretValue
 
 # Components in start order; stops run in reverse.
 COMPONENTS: tuple[str, ...] = ("core", "api", "services", "monitoring")

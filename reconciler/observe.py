@@ -14,10 +14,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 
+from reconciler.host.paths import HostLayout
+from reconciler.host.runtime import Runtime, UnitState
 from reconciler.inventory import Inventory
-from reconciler.paths import HostLayout
-from reconciler.render import Rendered
-from reconciler.systemd import Runtime, UnitState
+from reconciler.render.desired import Rendered
 
 
 @dataclass(frozen=True)

@@ -10,15 +10,16 @@ from pathlib import Path
 
 from reconciler import build as build_stage
 from reconciler.errors import ManifestError
+from reconciler.host.runtime import Runtime
 from reconciler.inventory import Inventory
-from reconciler.load import Limits, load_repository
+from reconciler.manifests.load import Limits, load_repository
+from reconciler.manifests.validate import EnvManifests, assemble
 from reconciler.model import DesiredState, ReconcilerInvocation
 from reconciler.observe import Observed, observe
 from reconciler.plan import Plan, plan
-from reconciler.render import RenderContext, Rendered, render
+from reconciler.render.components import render
+from reconciler.render.desired import RenderContext, Rendered
 from reconciler.source import Checkout, checkout
-from reconciler.systemd import Runtime
-from reconciler.validate import EnvManifests, assemble
 
 
 @dataclass(frozen=True)

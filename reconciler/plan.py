@@ -27,11 +27,11 @@ from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import ClassVar
 
-from reconciler import unitfile
+from reconciler.host import unitfile
 from reconciler.inventory import Inventory
 from reconciler.model import COMPONENTS, Revision
 from reconciler.observe import Observed
-from reconciler.render import DesiredFile, Rendered
+from reconciler.render.desired import DesiredFile, Rendered
 
 _ORDER = {c: i for i, c in enumerate((*COMPONENTS, "reconciler"))}
 

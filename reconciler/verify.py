@@ -6,51 +6,19 @@ Deployment has an HTTP health check, when that check answers 2xx. It fails fast
 when systemd reports it failed, restarting (auto-restart), or dead after a start,
 and fails when the health check has not passed within the Deployment's timeout.
 
-Seams: ``Runtime`` (systemd), ``HttpProbe`` (httpx), ``Clock`` (time).
+Seams: ``Runtime`` (systemd), ``HttpProbe`` (httpx), ``seams.clock.Clock`` (monotonic
+time and sleeping).
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
 
-from reconciler.render import UnitSpec
-from reconciler.systemd import Runtime, UnitState
-
-
-class HttpProbe(Protocol):
-    def status(self, url: str, timeout: float) -> int:
-        """The HTTP status of GET ``url``; raises OSError when nothing answers."""
-        ...
-
-
-class Clock(Protocol):
-    def now(self) -> float: ...
-    def sleep(self, seconds: float) -> None: ...
-
-
-class SystemClock:
-    def now(self) -> float:
-        return time.monotonic()
-
-    def sleep(self, seconds: float) -> None:
-        time.sleep(seconds)
-
-
-class HttpxProbe:
-    def __init__(self) -> None:
-        import httpx
-
-        self._httpx = httpx
-        self._client = httpx.Client(follow_redirects=False, trust_env=False)
-
-    def status(self, url: str, timeout: float) -> int:
-        try:
-            return self._client.get(url, timeout=timeout).status_code
-        except self._httpx.HTTPError as exc:
-            raise OSError(f"{type(exc).__name__}: {exc}") from exc
+from reconciler.host.probe import HttpProbe
+from reconciler.host.runtime import Runtime, UnitState
+from reconciler.render.desired import UnitSpec
+from seams.clock import Clock
 
 
 @dataclass(frozen=True)
@@ -118,7 +86,7 @@ def verify(
     watched = [u for u in units if u.start]
     if not watched:
         return Verdict(True, "nothing to verify")
-    start = clock.now()
+    start = clock.monotonic()
     baseline = baseline or {}
     watches = {
         u.name: _Watch(
@@ -129,7 +97,7 @@ def verify(
         for u in watched
     }
     while True:
-        now = clock.now()
+        now = clock.monotonic()
         pending = [w for w in watches.values() if w.result is None]
         if not pending:
             break

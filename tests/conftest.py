@@ -81,7 +81,7 @@ def example_values(keys: dict[str, Path]) -> dict[str, dict[str, str]]:
     """The decrypted values of the example manifests' secrets: environment → name → value."""
     import yaml
 
-    from reconciler.secrets import load_key_file
+    from reconciler.secrets.keys import load_key_file
 
     out: dict[str, dict[str, str]] = {}
     for env, key in keys.items():

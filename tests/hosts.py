@@ -9,12 +9,12 @@ from pathlib import Path
 from reconciler import pipeline
 from reconciler.apply import Applier
 from reconciler.build import KeyRingSecrets, SecretsSource
-from reconciler.paths import HostLayout, host_layout
+from reconciler.host.paths import HostLayout, host_layout
+from reconciler.host.testing import FakeRuntime
 from reconciler.plan import Plan
-from reconciler.render import HostFacts, RenderContext
-from reconciler.secrets import load_key_file
+from reconciler.render.desired import HostFacts, RenderContext
+from reconciler.secrets.keys import load_key_file
 from reconciler.state import StateStore, state_path
-from reconciler.systemd import FakeRuntime
 
 
 @dataclass

@@ -16,9 +16,9 @@ import pytest
 
 from reconciler import pipeline
 from reconciler.build import KeyRingSecrets
-from reconciler.paths import host_layout
-from reconciler.render import HostFacts, RenderContext
-from reconciler.secrets import load_key_file
+from reconciler.host.paths import host_layout
+from reconciler.render.desired import HostFacts, RenderContext
+from reconciler.secrets.keys import load_key_file
 from tests.cli import Atlas
 from tests.conftest import FIXTURE_KEYS, example_values
 from tests.gitrepo import GitRepo

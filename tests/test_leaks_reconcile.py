@@ -11,7 +11,7 @@ import pytest
 from atlas.cli import main
 from reconciler import planfmt
 from reconciler.build import KeyRingSecrets
-from reconciler.secrets import load_key_file
+from reconciler.secrets.keys import load_key_file
 from tests.conftest import example_values
 from tests.gitutil import commit
 from tests.leakcheck import LeakCheck

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from reconciler.load import Limits, load_file, load_repository, load_text
+from reconciler.manifests.load import Limits, load_file, load_repository, load_text
 
 
 def only_problem(text: str, limits: Limits | None = None):

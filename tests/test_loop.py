@@ -18,40 +18,14 @@ import pytest
 from reconciler import pipeline
 from reconciler.build import SecretsSource
 from reconciler.errors import LockBusy
-from reconciler.lock import reconcile_lock
+from reconciler.host.lock import reconcile_lock
+from reconciler.host.testing import FakeProbe
 from reconciler.loop import Options, Reconciler
 from reconciler.metrics import ReconcilerMetrics
+from seams.testing import FakeClock
 from tests.conftest import EXAMPLE
 from tests.gitutil import commit, git
 from tests.hosts import FolderHost
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.t = 1000.0
-
-    def now(self) -> float:
-        return self.t
-
-    def sleep(self, seconds: float) -> None:
-        self.t += seconds
-
-
-class FakeHttp:
-    """Answers 200 except for URLs set to fail (with a status, or None: refused)."""
-
-    def __init__(self) -> None:
-        self.failing: dict[str, int | None] = {}
-        self.calls: list[str] = []
-
-    def status(self, url: str, timeout: float) -> int:
-        self.calls.append(url)
-        for prefix, code in self.failing.items():
-            if url.startswith(prefix):
-                if code is None:
-                    raise OSError("connection refused")
-                return code
-        return 200
 
 
 class Rig:
@@ -64,7 +38,7 @@ class Rig:
         secrets: Callable[[str], SecretsSource | None] = lambda env: None,
     ) -> None:
         self.host = FolderHost(root)
-        self.http = FakeHttp()
+        self.http = FakeProbe()
         self.clock = FakeClock()
         self.metrics = ReconcilerMetrics()
         self.logs: list[tuple[str, str]] = []
@@ -171,12 +145,12 @@ def test_failed_unit_fails_fast_and_rolls_back(rig: Rig, ops_repo: Path) -> None
         real_up(unit)
 
     runtime._up = up  # type: ignore[method-assign]
-    started = rig.clock.now()
+    started = rig.clock.monotonic()
     result = rig.reconciler.cycle()
     assert result.result == "rolled-back", result.reason
     assert "atlas-core.service: failed (result exit-code" in result.reason
     assert runtime.units["atlas-core.service"].running
-    assert rig.clock.now() - started < 5, "a failed unit must not wait for the timeout"
+    assert rig.clock.monotonic() - started < 5, "a failed unit must not wait for the timeout"
 
 
 def test_invalid_commit_changes_nothing(rig: Rig, ops_repo: Path) -> None:
@@ -360,7 +334,7 @@ def test_carried_over_actions_skip_units_the_plan_launches_anyway() -> None:
     from reconciler.apply import carried_over
     from reconciler.model import Revision
     from reconciler.plan import Plan, Restart, Start
-    from reconciler.render import Rendered, UnitSpec
+    from reconciler.render.desired import Rendered, UnitSpec
 
     unit = UnitSpec(
         "atlas-core.service", PurePosixPath("/u/atlas-core.service"), "core", True, True

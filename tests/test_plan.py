@@ -190,7 +190,7 @@ def test_new_commit_without_changes_renders_identical_bytes(
 def test_secret_change_is_named_never_shown(
     host: FolderHost, example_repo: Path, example_keys
 ) -> None:
-    from reconciler.secrets import load_key_file
+    from reconciler.secrets.keys import load_key_file
 
     key = example_keys["production"]
     host.converge(example_repo, "production", key)

@@ -14,8 +14,8 @@ import httpx
 import pytest
 
 from reconciler import pipeline
-from reconciler.paths import host_layout
-from reconciler.render import HostFacts, RenderContext
+from reconciler.host.paths import host_layout
+from reconciler.render.desired import HostFacts, RenderContext
 from tests.feeds import FeedServer, Reply, entries, free_port, rss20
 
 pytestmark = [pytest.mark.systemd, pytest.mark.slow]

@@ -93,7 +93,7 @@ def test_no_change_for_an_environment_untouched_by_the_branch(manifests_git: Pat
 def test_secret_change_without_a_key_is_named_from_the_ciphertext(
     manifests_git: Path, example_keys, capsys
 ) -> None:
-    from reconciler.secrets import load_key_file
+    from reconciler.secrets.keys import load_key_file
 
     ring = load_key_file(example_keys["production"])
     path = manifests_git / "environments/production/secrets.yaml"

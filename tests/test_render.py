@@ -14,10 +14,11 @@ import pytest
 from atlas.config import validate_config
 from reconciler import pipeline
 from reconciler.build import KeyRingSecrets
+from reconciler.host.paths import host_layout
 from reconciler.model import ReconcilerInvocation
-from reconciler.paths import host_layout
-from reconciler.render import HostFacts, RenderContext, Rendered, env_quote
-from reconciler.secrets import load_key_file
+from reconciler.render.desired import HostFacts, RenderContext, Rendered
+from reconciler.render.text import env_quote
+from reconciler.secrets.keys import load_key_file
 from tests.conftest import EXAMPLE
 
 ENVS = ("development", "staging", "production")
@@ -220,7 +221,7 @@ def test_channel_defaults_are_rendered_once(tmp_path: Path, example_keys) -> Non
 
 def test_an_installation_under_tmp_is_bound_into_the_sandbox(tmp_path: Path, monkeypatch) -> None:
     """PrivateTmp= hides /tmp from the services: a venv or checkout there is bound back."""
-    from reconciler import render as render_module
+    from reconciler.render import desired as render_module
 
     monkeypatch.setattr(render_module, "PROJECT_ROOT", Path("/tmp/checkout"))
     facts = HostFacts.current("/var/tmp/venv/bin/python")

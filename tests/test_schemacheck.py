@@ -9,9 +9,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from reconciler.load import load_repository
-from reconciler.schemacheck import Unsupported, compile_schema
-from reconciler.validate import KIND_SCHEMAS, bundled_schema, fast_check_for, validator_for
+from reconciler.manifests.load import load_repository
+from reconciler.manifests.schemacheck import Unsupported, compile_schema
+from reconciler.manifests.validate import (
+    KIND_SCHEMAS,
+    bundled_schema,
+    fast_check_for,
+    validator_for,
+)
 from tests.conftest import EXAMPLE
 
 

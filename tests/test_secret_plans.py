@@ -13,10 +13,10 @@ import pytest
 
 from reconciler import pipeline
 from reconciler.build import KeyRingSecrets
+from reconciler.host.paths import host_layout
 from reconciler.inventory import Inventory
-from reconciler.paths import host_layout
-from reconciler.render import HostFacts, RenderContext
-from reconciler.secrets import load_key_file
+from reconciler.render.desired import HostFacts, RenderContext
+from reconciler.secrets.keys import load_key_file
 from reconciler.state import StateStore, state_path
 from tests.cli import Atlas
 from tests.conftest import example_values

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from reconciler.secrets import load_key_file
+from reconciler.secrets.keys import load_key_file
 from tests.cli import Atlas
 from tests.conftest import EXAMPLE, example_values
 from tests.leakcheck import LeakCheck

@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from reconciler.errors import SecretsError
-from reconciler.secrets import (
+from reconciler.secrets.keys import (
     KeyRing,
     fingerprint,
     format_keys,
@@ -24,7 +24,7 @@ from reconciler.secrets import (
     token_time,
     write_key_file,
 )
-from reconciler.secretsops import (
+from reconciler.secrets.ops import (
     ADDED,
     CHANGED,
     REMOVED,

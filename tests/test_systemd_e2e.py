@@ -320,7 +320,7 @@ def test_an_invalid_commit_changes_nothing(site: Site) -> None:
 
 def test_a_wrongly_signed_webhook_changes_nothing(site: Site) -> None:
     """The repository is a file:// URL: no refs watcher, so only the webhook can wake the loop."""
-    from reconciler.server import signature
+    from reconciler.watch.server import signature
 
     url = f"file://{site.bare}"
     first = site.atlas(

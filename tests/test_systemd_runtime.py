@@ -5,9 +5,10 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from reconciler.render import Probe, UnitSpec
-from reconciler.systemd import Systemctl, parse_show
+from reconciler.host.runtime import Systemctl
+from reconciler.render.desired import Probe, UnitSpec
 from reconciler.verify import _failure, _running
+from seams.systemd import parse_show
 
 RECORDED = Path(__file__).parent / "fixtures/systemctl/show-systemd-252.txt"
 

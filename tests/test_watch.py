@@ -15,13 +15,14 @@ from pathlib import Path
 import httpx
 
 from reconciler import pipeline
+from reconciler.host.testing import FakeProbe
 from reconciler.loop import CycleResult, Options, Reconciler
 from reconciler.metrics import ReconcilerMetrics
-from reconciler.server import ReconcilerServer, signature
-from reconciler.watch import RefsWatcher
+from reconciler.watch.refs import RefsWatcher
+from reconciler.watch.server import ReconcilerServer, signature
+from seams.testing import FakeClock
 from tests.gitutil import commit, git
 from tests.hosts import FolderHost
-from tests.test_loop import FakeClock, FakeHttp
 
 
 def free_port() -> int:
@@ -44,7 +45,7 @@ class Watching:
             self.host.runtime,
             self.host.store,
             lambda env: None,
-            FakeHttp(),
+            FakeProbe(),
             FakeClock(),
             self.metrics,
             None,

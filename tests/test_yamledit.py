@@ -10,8 +10,15 @@ from pathlib import Path
 import pytest
 
 from reconciler.errors import ManifestError, SecretsError
-from reconciler.secretsdoc import open_document
-from reconciler.yamledit import guess_indent, insert_key, parse, read, rename_key, write_atomic
+from reconciler.manifests.yamledit import (
+    guess_indent,
+    insert_key,
+    parse,
+    read,
+    rename_key,
+    write_atomic,
+)
+from reconciler.secrets.document import open_document
 from tests.conftest import EXAMPLE
 
 

@@ -11,9 +11,9 @@ from typing import Any
 
 from atlas.commands.args import scope_of
 from reconciler.build import KeyFileSecrets, SecretsSource
-from reconciler.paths import HostLayout, Scope, host_layout
-from reconciler.render import HostFacts, RenderContext
-from reconciler.secrets import find_key_file, load_key_file
+from reconciler.host.paths import HostLayout, Scope, host_layout
+from reconciler.render.desired import HostFacts, RenderContext
+from reconciler.secrets.keys import find_key_file, load_key_file
 
 
 def layout_of(args: argparse.Namespace) -> HostLayout:

@@ -61,8 +61,8 @@ def register(sub: Any) -> None:
 
 def validate(args: argparse.Namespace) -> int:
     from atlas.commands.common import print_json, shown_path
-    from reconciler.load import load_repository
-    from reconciler.validate import all_problems, validate_repository
+    from reconciler.manifests.load import load_repository
+    from reconciler.manifests.validate import all_problems, validate_repository
 
     root = Path(args.path)
     if not root.is_dir():
@@ -109,13 +109,14 @@ def pr_plan(args: argparse.Namespace) -> int:
     from reconciler.build import SealedSecrets, build
     from reconciler.errors import Problem, UsageError
     from reconciler.inventory import Inventory
-    from reconciler.load import load_repository
+    from reconciler.manifests.load import load_repository
+    from reconciler.manifests.validate import assemble, environment_names
     from reconciler.model import ReconcilerInvocation
     from reconciler.observe import Observed, simulated
     from reconciler.plan import plan
-    from reconciler.render import Rendered, render
+    from reconciler.render.components import render
+    from reconciler.render.desired import Rendered
     from reconciler.source import GitMirror, _safe_subpath
-    from reconciler.validate import assemble, environment_names
 
     layout = layout_of(args)
     with tempfile.TemporaryDirectory(prefix="atlas-plan-") as tmp:

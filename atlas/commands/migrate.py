@@ -40,8 +40,8 @@ def register(sub: Any) -> None:
 def migrate(args: argparse.Namespace) -> int:
     from atlas.commands.common import print_json
     from reconciler.errors import ManifestError, Problem, UsageError
-    from reconciler.migrate import FileMigration, manifest_paths, migrate_text
-    from reconciler.yamledit import write_atomic
+    from reconciler.manifests.migrate import FileMigration, manifest_paths, migrate_text
+    from reconciler.manifests.yamledit import write_atomic
 
     results: list[FileMigration] = []
     problems: list[Problem] = []

@@ -149,7 +149,7 @@ def _target(args: argparse.Namespace, store: Any) -> Any:
 
 
 def _runtime(layout: Any) -> Any:
-    from reconciler.systemd import Systemctl
+    from reconciler.host.runtime import Systemctl
 
     return Systemctl(layout.scope, os.environ)
 
@@ -175,9 +175,10 @@ def _kill_switch() -> Callable[[Any], None] | None:
 
 def _reconciler(args: argparse.Namespace, layout: Any, store: Any, target: Any, wait: float) -> Any:
     from atlas.commands.common import render_context, secrets_source
+    from reconciler.host.probe import HttpxProbe
     from reconciler.loop import Options, Reconciler
     from reconciler.metrics import ReconcilerMetrics
-    from reconciler.verify import HttpxProbe, SystemClock
+    from seams.clock import SystemClock
 
     ctx = render_context(args, layout, target.invocation)
     return Reconciler(
@@ -234,7 +235,7 @@ def reconcile(args: argparse.Namespace) -> int:
     layout = layout_of(args)
     if args.dry_run:
         return _dry_run(args, layout)
-    from reconciler.units import parse_duration
+    from reconciler.quantities import parse_duration
 
     store = _store(layout)
     target = _target(args, store)
@@ -305,8 +306,8 @@ def _watch(
     args: argparse.Namespace, layout: Any, store: Any, target: Any, interval: float, wait: float
 ) -> int:
     from reconciler.errors import UsageError
-    from reconciler.server import ReconcilerServer
-    from reconciler.watch import RefsWatcher, git_dir
+    from reconciler.watch.refs import RefsWatcher, git_dir
+    from reconciler.watch.server import ReconcilerServer
     from seams.notify import Notifier
 
     rec = _reconciler(args, layout, store, target, wait)
@@ -457,7 +458,7 @@ def _when(ts: float | None) -> str:
 
 def status(args: argparse.Namespace) -> int:
     from atlas.commands.common import layout_of, print_json
-    from reconciler.verify import HttpxProbe
+    from reconciler.host.probe import HttpxProbe
 
     layout = layout_of(args)
     store = _store(layout, must_exist=True)

@@ -149,7 +149,7 @@ def _keyring(args: argparse.Namespace, env: str, name: str | None = None) -> Any
     """The environment's keys; errors say which environment and secret needed them."""
     from atlas.commands.common import key_file_of, layout_of
     from reconciler.errors import SecretsError
-    from reconciler.secrets import load_key_file
+    from reconciler.secrets.keys import load_key_file
 
     path, chosen = key_file_of(args, layout_of(args), env)
     what = f"environment {env!r}" + (f": secret {name!r}" if name else "")
@@ -191,7 +191,7 @@ def _read_value(env: str, name: str) -> str:
     import getpass
 
     from reconciler.errors import SecretsError
-    from reconciler.secretsops import check_value, value_from_input
+    from reconciler.secrets.ops import check_value, value_from_input
 
     if sys.stdin is not None and sys.stdin.isatty():
         try:
@@ -226,8 +226,8 @@ def _read_value(env: str, name: str) -> str:
 def _references(repo: Path, env: str) -> dict[str, str]:
     """Secret name → the Kind/name that uses it, from the environment's valid manifests."""
     from reconciler.build import referenced_secrets
-    from reconciler.load import load_repository
-    from reconciler.validate import assemble
+    from reconciler.manifests.load import load_repository
+    from reconciler.manifests.validate import assemble
 
     return referenced_secrets(assemble(load_repository(repo), env))
 
@@ -237,8 +237,8 @@ def _references(repo: Path, env: str) -> dict[str, str]:
 
 def keygen(args: argparse.Namespace) -> int:
     from reconciler.errors import SecretsError
-    from reconciler.secrets import generate_key, write_key_file
-    from reconciler.secretsdoc import open_document
+    from reconciler.secrets.document import open_document
+    from reconciler.secrets.keys import generate_key, write_key_file
 
     env = args.env
     repo = _repo(args, required=args.repo is not None)
@@ -266,8 +266,8 @@ def keygen(args: argparse.Namespace) -> int:
 
 def set_secret(args: argparse.Namespace) -> int:
     from reconciler.errors import UsageError
-    from reconciler.secretsdoc import open_document
-    from reconciler.secretsops import UNCHANGED, check_key, check_name, set_value
+    from reconciler.secrets.document import open_document
+    from reconciler.secrets.ops import UNCHANGED, check_key, check_name, set_value
 
     env, name = args.env, args.name
     if args.argv_value or args.option_value is not None:
@@ -303,7 +303,7 @@ def set_secret(args: argparse.Namespace) -> int:
 
 def get_secret(args: argparse.Namespace) -> int:
     from reconciler.errors import SecretsError
-    from reconciler.secretsdoc import open_document
+    from reconciler.secrets.document import open_document
 
     env, name = args.env, args.name
     repo = _repo(args)
@@ -323,8 +323,8 @@ def get_secret(args: argparse.Namespace) -> int:
 
 
 def list_secrets(args: argparse.Namespace) -> int:
-    from reconciler.secretsdoc import open_document
-    from reconciler.secretsops import entries
+    from reconciler.secrets.document import open_document
+    from reconciler.secrets.ops import entries
 
     env = args.env
     repo = _repo(args)
@@ -354,7 +354,7 @@ def list_secrets(args: argparse.Namespace) -> int:
 
 def remove_secret(args: argparse.Namespace) -> int:
     from reconciler.errors import SecretsError
-    from reconciler.secretsdoc import open_document
+    from reconciler.secrets.document import open_document
 
     env, name = args.env, args.name
     repo = _repo(args)
@@ -404,8 +404,8 @@ def _run_editor(env: str, path: Path) -> None:
 
 
 def edit_secrets(args: argparse.Namespace) -> int:
-    from reconciler.secretsdoc import open_document
-    from reconciler.secretsops import apply_edit, decrypt_all, edit_buffer, parse_edit_buffer
+    from reconciler.secrets.document import open_document
+    from reconciler.secrets.ops import apply_edit, decrypt_all, edit_buffer, parse_edit_buffer
 
     env = args.env
     repo = _repo(args)
@@ -463,9 +463,9 @@ def edit_secrets(args: argparse.Namespace) -> int:
 
 
 def rotate_keys(args: argparse.Namespace) -> int:
-    from reconciler.secrets import write_key_file
-    from reconciler.secretsdoc import open_document
-    from reconciler.secretsops import rotate
+    from reconciler.secrets.document import open_document
+    from reconciler.secrets.keys import write_key_file
+    from reconciler.secrets.ops import rotate
 
     env = args.env
     repo = _repo(args)
@@ -505,9 +505,9 @@ def rotate_keys(args: argparse.Namespace) -> int:
 
 
 def drop_keys(args: argparse.Namespace) -> int:
-    from reconciler.secrets import write_key_file
-    from reconciler.secretsdoc import open_document
-    from reconciler.secretsops import primary_only
+    from reconciler.secrets.document import open_document
+    from reconciler.secrets.keys import write_key_file
+    from reconciler.secrets.ops import primary_only
 
     env = args.env
     repo = _repo(args)
@@ -529,7 +529,7 @@ def drop_keys(args: argparse.Namespace) -> int:
 
 def textconv(args: argparse.Namespace) -> int:
     from reconciler.errors import UsageError
-    from reconciler.secretsops import textconv as convert
+    from reconciler.secrets.ops import textconv as convert
 
     try:
         raw = args.file.read_bytes()

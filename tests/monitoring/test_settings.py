@@ -24,9 +24,9 @@ def rendered_monitoring_config(env: str, tmp: Path, key: Path | None) -> dict[st
     """What the reconciler renders as /etc/atlas/monitoring.json for ``env``."""
     from reconciler import pipeline
     from reconciler.build import KeyRingSecrets
-    from reconciler.paths import host_layout
-    from reconciler.render import HostFacts, RenderContext
-    from reconciler.secrets import load_key_file
+    from reconciler.host.paths import host_layout
+    from reconciler.render.desired import HostFacts, RenderContext
+    from reconciler.secrets.keys import load_key_file
 
     layout = host_layout("system", tmp / "root", {})
     target = pipeline.Target(str(EXAMPLE), None, ".", env)

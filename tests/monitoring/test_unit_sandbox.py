@@ -20,8 +20,8 @@ pytestmark = [pytest.mark.systemd, pytest.mark.slow]
 
 def render_monitoring(manager, tmp_path: Path) -> dict[str, Path]:  # type: ignore[no-untyped-def]
     from reconciler import pipeline
-    from reconciler.paths import host_layout
-    from reconciler.render import HostFacts, RenderContext
+    from reconciler.host.paths import host_layout
+    from reconciler.render.desired import HostFacts, RenderContext
 
     layout = host_layout("user", "/", manager.env)
     target = pipeline.Target(str(EXAMPLE), None, ".", "development")

@@ -25,8 +25,8 @@ from datetime import UTC, datetime
 import yaml
 
 from reconciler.errors import SecretsError
-from reconciler.load import load_text
-from reconciler.secrets import (
+from reconciler.manifests.load import load_text
+from reconciler.secrets.keys import (
     SECRET_NAME,
     KeyRing,
     SecretValue,

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from reconciler.units import parse_duration, parse_size
+from reconciler.quantities import parse_duration, parse_size
 
 # (section, key) → (least, most) seconds
 DURATION_RANGES: dict[tuple[str, str], tuple[float, float]] = {

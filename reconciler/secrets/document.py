@@ -20,9 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from reconciler.errors import SecretsError
-from reconciler.load import Document, load_file, manifest_files
-from reconciler.validate import API_VERSION
-from reconciler.yamledit import YamlFile, insert_key, parse, read
+from reconciler.manifests.load import Document, load_file, manifest_files
+from reconciler.manifests.validate import API_VERSION
+from reconciler.manifests.yamledit import YamlFile, insert_key, parse, read
 
 SECRETS_FILE = "secrets.yaml"
 

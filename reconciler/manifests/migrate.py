@@ -39,10 +39,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from reconciler.errors import ManifestError, Problem
-from reconciler.load import MANIFEST_SUFFIXES
+from reconciler.manifests.load import MANIFEST_SUFFIXES
 
 if TYPE_CHECKING:  # ruamel.yaml loads only when something is migrated
-    from reconciler.yamledit import YamlFile
+    from reconciler.manifests.yamledit import YamlFile
 
 CURRENT = "atlas/v1"
 V1ALPHA1 = "atlas/v1alpha1"
@@ -129,7 +129,7 @@ def convert(doc: Any) -> list[str]:
         if block is None:
             continue
         try:
-            from reconciler.yamledit import rename_key
+            from reconciler.manifests.yamledit import rename_key
 
             renamed = rename_key(block, old, new)
         except ValueError as exc:
@@ -189,7 +189,7 @@ def migrate_text(text: str, path: Path, rel: str) -> FileMigration:
     """Convert every older document of one file; ManifestError when it cannot be parsed."""
     if not any(version in text for version in SUPERSEDED):
         return FileMigration(rel, path, text, text, ())
-    from reconciler.yamledit import parse
+    from reconciler.manifests.yamledit import parse
 
     loaded: YamlFile = parse(text, path, rel)
     changes = []

@@ -21,11 +21,11 @@ from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from reconciler import settingsrules
 from reconciler.errors import Problem
-from reconciler.load import Document, Limits, Mark, PathKey, RepoDocuments
-from reconciler.migrate import SUPERSEDED
-from reconciler.schemacheck import Check, Unsupported, compile_schema
+from reconciler.manifests import ranges as settingsrules
+from reconciler.manifests.load import Document, Limits, Mark, PathKey, RepoDocuments
+from reconciler.manifests.migrate import SUPERSEDED
+from reconciler.manifests.schemacheck import Check, Unsupported, compile_schema
 from seams.resources import SCHEMA_DIR
 
 if TYPE_CHECKING:  # imported when a document fails the fast check (see validator_for)

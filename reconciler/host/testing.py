@@ -1,0 +1,104 @@
+"""In-memory doubles of the reconciler's host seams, for fast tests.
+
+Never used by Atlas itself: the service manager here starts units instantly, and the
+HTTP probe answers what a test tells it to.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+
+from seams.systemd import UnitState
+
+
+class FakeRuntime:
+    """In-memory service manager for tests: units start instantly and stay up."""
+
+    def __init__(self) -> None:
+        self.units: dict[str, UnitState] = {}
+        self.calls: list[tuple[str, str]] = []
+        self.failing: set[str] = set()  # units that fail when started
+        self._pid = 1000
+
+    def _next_pid(self) -> int:
+        self._pid += 1
+        return self._pid
+
+    def unit_states(self, names: Sequence[str]) -> dict[str, UnitState]:
+        return {n: self.units.get(n, UnitState(n)) for n in names}
+
+    def daemon_reload(self) -> None:
+        self.calls.append(("daemon-reload", ""))
+
+    def _up(self, unit: str) -> None:
+        old = self.units.get(unit, UnitState(unit))
+        if unit in self.failing:
+            self.units[unit] = replace(
+                old,
+                load_state="loaded",
+                active_state="failed",
+                sub_state="failed",
+                main_pid=0,
+                result="exit-code",
+            )
+        else:
+            self.units[unit] = replace(
+                old,
+                load_state="loaded",
+                active_state="active",
+                sub_state="running",
+                main_pid=self._next_pid(),
+                result="success",
+            )
+
+    def start(self, unit: str) -> None:
+        self.calls.append(("start", unit))
+        if not self.units.get(unit, UnitState(unit)).running:
+            self._up(unit)
+
+    def restart(self, unit: str) -> None:
+        self.calls.append(("restart", unit))
+        self._up(unit)
+
+    def reload(self, unit: str) -> None:
+        self.calls.append(("reload", unit))
+
+    def stop(self, unit: str) -> None:
+        self.calls.append(("stop", unit))
+        old = self.units.get(unit, UnitState(unit))
+        self.units[unit] = replace(old, active_state="inactive", sub_state="dead", main_pid=0)
+
+    def enable(self, unit: str) -> None:
+        self.calls.append(("enable", unit))
+        old = self.units.get(unit, UnitState(unit))
+        self.units[unit] = replace(old, unit_file_state="enabled")
+
+    def disable(self, unit: str) -> None:
+        self.calls.append(("disable", unit))
+        old = self.units.get(unit, UnitState(unit))
+        self.units[unit] = replace(old, unit_file_state="disabled")
+
+    def reset_failed(self, unit: str) -> None:
+        self.calls.append(("reset-failed", unit))
+
+    def restart_later(self, unit: str) -> None:
+        self.calls.append(("restart-later", unit))
+        self._up(unit)
+
+
+class FakeProbe:
+    """Answers 200 except for URLs set to fail (with a status, or None: refused)."""
+
+    def __init__(self) -> None:
+        self.failing: dict[str, int | None] = {}
+        self.calls: list[str] = []
+
+    def status(self, url: str, timeout: float) -> int:
+        self.calls.append(url)
+        for prefix, code in self.failing.items():
+            if url.startswith(prefix):
+                if code is None:
+                    raise OSError("connection refused")
+                return code
+        return 200
