@@ -27,7 +27,6 @@ from typing import Any
 
 from reconciler import pipeline
 from reconciler.apply import Applier, carried_over
-from reconciler.build import SecretsSource
 from reconciler.drift import DriftItem, by_kind, detect
 from reconciler.errors import (
     ManifestError,
@@ -45,6 +44,7 @@ from reconciler.model import Revision
 from reconciler.observe import Observed, observe
 from reconciler.plan import Action, Plan, UnitAction
 from reconciler.render.desired import RenderContext, Rendered, UnitSpec
+from reconciler.secrets.sources import SecretsSource
 from reconciler.source import Checkout, prune_cache, tree_of
 from reconciler.state import RevisionRecord, StateStore
 from reconciler.verify import Verdict, verify

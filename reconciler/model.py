@@ -1,19 +1,36 @@
 """The desired state of one environment: frozen dataclasses built from valid manifests.
 
 Everything here is plain data with defaults applied and units converted (seconds,
-bytes). Secrets appear only as ``SecretValue`` objects, which never print their value.
+bytes). The defaults themselves live in the schemas (``schemas/v1/``), which the build
+stage reads; nothing here repeats them. Secrets appear only as ``Secret`` objects
+(``secrets.keys.SecretValue``), which never print their value.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-
-from reconciler.secrets.keys import SecretValue
+from typing import Protocol
 
 # Components in start order; stops run in reverse.
 COMPONENTS: tuple[str, ...] = ("core", "api", "services", "monitoring")
 RECONCILER = "reconciler"
+
+
+class Secret(Protocol):
+    """A secret value that never prints itself (``secrets.keys.SecretValue``)."""
+
+    @property
+    def digest(self) -> str:
+        """A keyed digest: plans compare these, never values."""
+        ...
+
+    @property
+    def sealed(self) -> bool:
+        """True when only the encrypted token is known (no key here)."""
+        ...
+
+    def reveal(self) -> str: ...
 
 
 @dataclass(frozen=True)
@@ -94,9 +111,9 @@ class CanaryStep:
 @dataclass(frozen=True)
 class Strategy:
     type: str  # recreate | rolling | blueGreen | canary
-    max_unavailable: int = 1
-    scale_down_delay_s: float = 0.0
-    steps: tuple[CanaryStep, ...] = ()
+    max_unavailable: int
+    scale_down_delay_s: float
+    steps: tuple[CanaryStep, ...]
 
 
 @dataclass(frozen=True)
@@ -108,10 +125,10 @@ class Resources:
 
 @dataclass(frozen=True)
 class RestartPolicy:
-    policy: str = "on-failure"
-    delay_s: float = 2.0
-    burst: int = 5
-    interval_s: float = 60.0
+    policy: str
+    delay_s: float
+    burst: int
+    interval_s: float
 
 
 @dataclass(frozen=True)
@@ -153,30 +170,30 @@ class Settings:
     """The Environment manifest with defaults applied."""
 
     name: str
-    log_level: str = "info"
-    secrets_name: str | None = None
-    database_path: str = "atlas.db"
-    busy_timeout_s: float = 5.0
-    api_listen: str = "127.0.0.1"
-    api_port: int = 8080
-    page_size: int = 50
-    core_metrics_listen: str = "127.0.0.1"
-    core_metrics_port: int = 9101
-    core_concurrency: int = 4
-    user_agent: str | None = None
-    fetch_timeout_s: float = 10.0
-    max_body_bytes: int = 10 * 1024 * 1024
-    max_redirects: int = 5
-    monitoring_listen: str = "127.0.0.1"
-    monitoring_port: int = 9102
-    monitoring_interval_s: float = 10.0
-    external_url: str | None = None
-    reconciler_enabled: bool = False
-    reconciler_interval_s: float = 60.0
-    self_heal: bool = True
-    reconciler_metrics_listen: str = "127.0.0.1"
-    reconciler_metrics_port: int = 9110
-    webhook_secret: str | None = None
+    log_level: str
+    secrets_name: str | None
+    database_path: str
+    busy_timeout_s: float
+    api_listen: str
+    api_port: int
+    page_size: int
+    core_metrics_listen: str
+    core_metrics_port: int
+    core_concurrency: int
+    user_agent: str | None
+    fetch_timeout_s: float
+    max_body_bytes: int
+    max_redirects: int
+    monitoring_listen: str
+    monitoring_port: int
+    monitoring_interval_s: float
+    external_url: str | None
+    reconciler_enabled: bool
+    reconciler_interval_s: float
+    self_heal: bool
+    reconciler_metrics_listen: str
+    reconciler_metrics_port: int
+    webhook_secret: str | None
 
 
 @dataclass(frozen=True)
@@ -197,7 +214,7 @@ class DesiredState:
     rules: tuple[Rule, ...]
     deployments: tuple[Deployment, ...]
     backup: BackupPolicy | None
-    secrets: Mapping[str, SecretValue]  # only the secrets something refers to
+    secrets: Mapping[str, Secret]  # only the secrets something refers to
 
     @property
     def environment(self) -> str:

@@ -12,13 +12,14 @@ from reconciler import build as build_stage
 from reconciler.errors import ManifestError
 from reconciler.host.runtime import Runtime
 from reconciler.inventory import Inventory
+from reconciler.manifests.assemble import EnvManifests, assemble
 from reconciler.manifests.load import Limits, load_repository
-from reconciler.manifests.validate import EnvManifests, assemble
 from reconciler.model import DesiredState, ReconcilerInvocation
 from reconciler.observe import Observed, observe
 from reconciler.plan import Plan, plan
 from reconciler.render.components import render
 from reconciler.render.desired import RenderContext, Rendered
+from reconciler.secrets.sources import SecretsSource
 from reconciler.source import Checkout, checkout
 
 
@@ -65,7 +66,7 @@ def validated(root: Path, environment: str, limits: Limits | None = None) -> Env
 
 
 def prepare_checkout(
-    co: Checkout, environment: str, ctx: RenderContext, secrets: build_stage.SecretsSource | None
+    co: Checkout, environment: str, ctx: RenderContext, secrets: SecretsSource | None
 ) -> Prepared:
     manifests = validated(co.root, environment)
     desired = build_stage.build(manifests, co.revision, co.root, secrets)

@@ -8,12 +8,12 @@ from pathlib import Path
 
 from reconciler import pipeline
 from reconciler.apply import Applier
-from reconciler.build import KeyRingSecrets, SecretsSource
 from reconciler.host.paths import HostLayout, host_layout
 from reconciler.host.testing import FakeRuntime
 from reconciler.plan import Plan
 from reconciler.render.desired import HostFacts, RenderContext
 from reconciler.secrets.keys import load_key_file
+from reconciler.secrets.sources import KeyRingSecrets, SecretsSource
 from reconciler.state import StateStore, state_path
 
 

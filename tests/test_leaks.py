@@ -15,10 +15,10 @@ from pathlib import Path
 import pytest
 
 from reconciler import pipeline
-from reconciler.build import KeyRingSecrets
 from reconciler.host.paths import host_layout
 from reconciler.render.desired import HostFacts, RenderContext
 from reconciler.secrets.keys import load_key_file
+from reconciler.secrets.sources import KeyRingSecrets
 from tests.cli import Atlas
 from tests.conftest import FIXTURE_KEYS, example_values
 from tests.gitrepo import GitRepo

@@ -10,8 +10,8 @@ import pytest
 
 from atlas.cli import main
 from reconciler import planfmt
-from reconciler.build import KeyRingSecrets
 from reconciler.secrets.keys import load_key_file
+from reconciler.secrets.sources import KeyRingSecrets
 from tests.conftest import example_values
 from tests.gitutil import commit
 from tests.leakcheck import LeakCheck

@@ -16,12 +16,12 @@ from pathlib import Path
 import pytest
 
 from reconciler import pipeline
-from reconciler.build import SecretsSource
 from reconciler.errors import LockBusy
 from reconciler.host.lock import reconcile_lock
 from reconciler.host.testing import FakeProbe
 from reconciler.loop import Options, Reconciler
 from reconciler.metrics import ReconcilerMetrics
+from reconciler.secrets.sources import SecretsSource
 from seams.testing import FakeClock
 from tests.conftest import EXAMPLE
 from tests.gitutil import commit, git

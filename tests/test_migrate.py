@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from reconciler.errors import ManifestError
+from reconciler.manifests.envelope import SUPERSEDED_API_VERSIONS
 from reconciler.manifests.migrate import SUPERSEDED, convert, migrate_text
-from reconciler.manifests.validate import SUPERSEDED_API_VERSIONS
 from tests.cli import Atlas
 from tests.conftest import EXAMPLE
 

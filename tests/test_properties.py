@@ -11,8 +11,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from reconciler.errors import Problem
+from reconciler.manifests.assemble import assemble
 from reconciler.manifests.load import load_repository, load_text
-from reconciler.manifests.validate import assemble
 from tests.conftest import EXAMPLE
 from tests.hosts import FolderHost
 

@@ -13,12 +13,12 @@ import pytest
 
 from atlas.config import validate_config
 from reconciler import pipeline
-from reconciler.build import KeyRingSecrets
 from reconciler.host.paths import host_layout
 from reconciler.model import ReconcilerInvocation
 from reconciler.render.desired import HostFacts, RenderContext, Rendered
 from reconciler.render.text import env_quote
 from reconciler.secrets.keys import load_key_file
+from reconciler.secrets.sources import KeyRingSecrets
 from tests.conftest import EXAMPLE
 
 ENVS = ("development", "staging", "production")

@@ -9,14 +9,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from reconciler.manifests.envelope import KIND_SCHEMAS
 from reconciler.manifests.load import load_repository
+from reconciler.manifests.schema import bundled_schema, fast_check_for, validator_for
 from reconciler.manifests.schemacheck import Unsupported, compile_schema
-from reconciler.manifests.validate import (
-    KIND_SCHEMAS,
-    bundled_schema,
-    fast_check_for,
-    validator_for,
-)
 from tests.conftest import EXAMPLE
 
 

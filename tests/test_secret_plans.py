@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 
 from reconciler import pipeline
-from reconciler.build import KeyRingSecrets
 from reconciler.host.paths import host_layout
 from reconciler.inventory import Inventory
 from reconciler.render.desired import HostFacts, RenderContext
 from reconciler.secrets.keys import load_key_file
+from reconciler.secrets.sources import KeyRingSecrets
 from reconciler.state import StateStore, state_path
 from tests.cli import Atlas
 from tests.conftest import example_values

@@ -10,8 +10,8 @@ import pytest
 
 from atlas.cli import main
 from reconciler.errors import Problem
+from reconciler.manifests.assemble import assemble, validate_repository
 from reconciler.manifests.load import load_repository
-from reconciler.manifests.validate import assemble, validate_repository
 
 ENV = """\
 apiVersion: atlas/v1

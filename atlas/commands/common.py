@@ -10,10 +10,10 @@ from pathlib import Path
 from typing import Any
 
 from atlas.commands.args import scope_of
-from reconciler.build import KeyFileSecrets, SecretsSource
 from reconciler.host.paths import HostLayout, Scope, host_layout
 from reconciler.render.desired import HostFacts, RenderContext
 from reconciler.secrets.keys import find_key_file, load_key_file
+from reconciler.secrets.sources import KeyFileSecrets, SecretsSource
 
 
 def layout_of(args: argparse.Namespace) -> HostLayout:

@@ -61,8 +61,8 @@ def register(sub: Any) -> None:
 
 def validate(args: argparse.Namespace) -> int:
     from atlas.commands.common import print_json, shown_path
+    from reconciler.manifests.assemble import all_problems, validate_repository
     from reconciler.manifests.load import load_repository
-    from reconciler.manifests.validate import all_problems, validate_repository
 
     root = Path(args.path)
     if not root.is_dir():
@@ -106,16 +106,17 @@ def validate(args: argparse.Namespace) -> int:
 def pr_plan(args: argparse.Namespace) -> int:
     from atlas.commands.common import layout_of, print_json, render_context, secrets_source
     from reconciler import planfmt
-    from reconciler.build import SealedSecrets, build
+    from reconciler.build import build
     from reconciler.errors import Problem, UsageError
     from reconciler.inventory import Inventory
+    from reconciler.manifests.assemble import assemble, environment_names
     from reconciler.manifests.load import load_repository
-    from reconciler.manifests.validate import assemble, environment_names
     from reconciler.model import ReconcilerInvocation
     from reconciler.observe import Observed, simulated
     from reconciler.plan import plan
     from reconciler.render.components import render
     from reconciler.render.desired import Rendered
+    from reconciler.secrets.sources import SealedSecrets
     from reconciler.source import GitMirror, _safe_subpath
 
     layout = layout_of(args)

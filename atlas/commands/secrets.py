@@ -226,8 +226,8 @@ def _read_value(env: str, name: str) -> str:
 def _references(repo: Path, env: str) -> dict[str, str]:
     """Secret name → the Kind/name that uses it, from the environment's valid manifests."""
     from reconciler.build import referenced_secrets
+    from reconciler.manifests.assemble import assemble
     from reconciler.manifests.load import load_repository
-    from reconciler.manifests.validate import assemble
 
     return referenced_secrets(assemble(load_repository(repo), env))
 

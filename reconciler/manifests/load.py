@@ -10,7 +10,7 @@ to the last one, are reported. Problems are collected, never raised one at a tim
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -51,13 +51,7 @@ class Document:
 
     def mark(self, path: PathKey) -> Mark:
         """The (file, line) of ``path``, or of its nearest ancestor that has a mark."""
-        p = tuple(path)
-        while p:
-            found = self.marks.get(p)
-            if found is not None:
-                return found
-            p = p[:-1]
-        return self.marks.get((), (self.file, self.line))
+        return nearest_mark(self.marks, path, self.marks.get((), (self.file, self.line)))
 
     @property
     def kind(self) -> str:
@@ -74,6 +68,17 @@ class Document:
         if not kind:
             return ""
         return f"{kind}/{name}" if name else kind
+
+
+def nearest_mark(marks: Mapping[PathKey, Mark], path: PathKey, fallback: Mark) -> Mark:
+    """The mark of ``path`` or of its nearest marked ancestor (the root excluded)."""
+    p = tuple(path)
+    while p:
+        found = marks.get(p)
+        if found is not None:
+            return found
+        p = p[:-1]
+    return fallback
 
 
 def _str_field(data: Any, key: str) -> str:

@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from reconciler.errors import SecretsError
+from reconciler.manifests.envelope import API_VERSION
 from reconciler.manifests.load import Document, load_file, manifest_files
-from reconciler.manifests.validate import API_VERSION
 from reconciler.manifests.yamledit import YamlFile, insert_key, parse, read
 
 SECRETS_FILE = "secrets.yaml"

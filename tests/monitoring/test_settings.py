@@ -23,10 +23,10 @@ from tests.monitoring.helpers import config, rule, webhook_channel
 def rendered_monitoring_config(env: str, tmp: Path, key: Path | None) -> dict[str, Any]:
     """What the reconciler renders as /etc/atlas/monitoring.json for ``env``."""
     from reconciler import pipeline
-    from reconciler.build import KeyRingSecrets
     from reconciler.host.paths import host_layout
     from reconciler.render.desired import HostFacts, RenderContext
     from reconciler.secrets.keys import load_key_file
+    from reconciler.secrets.sources import KeyRingSecrets
 
     layout = host_layout("system", tmp / "root", {})
     target = pipeline.Target(str(EXAMPLE), None, ".", env)
