@@ -27,18 +27,6 @@ class BenchSite(Site):
         manager.start()
         super().__init__(manager, Path(tempfile.mkdtemp(prefix="repos-", dir=manager.base)))
 
-    def reconcile_args(self) -> list[str]:
-        return [
-            "--repo",
-            str(self.bare),
-            "--ref",
-            "main",
-            "--env",
-            "development",
-            "--scope",
-            "user",
-        ]
-
     def show(self, unit: str, *props: str) -> dict[str, str]:
         return self.manager.show(unit, *props)
 

@@ -19,6 +19,7 @@ import statistics
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import psutil
 from _site import BenchSite
@@ -70,20 +71,19 @@ def main() -> None:
 def in_process_cycles(site: BenchSite, cycles: int) -> list[float]:
     """Time Reconciler.cycle() as --watch runs it, in this process with the manager's env."""
     os.environ.update(site.manager.env)
-    from atlas.cli import build_parser
-    from atlas.commands.common import layout_of
-    from atlas.commands.reconcile import _reconciler, _store, _target
+    import reconciler
+    from reconciler import compose
 
-    args = build_parser().parse_args(["reconcile", *site.reconcile_args()])
-    layout = layout_of(args)
-    store = _store(layout)
-    rec = _reconciler(args, layout, store, _target(args, store), 0.0)
+    access = reconciler.Access("user", Path("/"), os.environ)
+    store = access.store()
+    target = compose.TargetArgs(site.bare.as_posix(), "main", None, "development").resolve({})
+    rec = compose.reconciler(access, store, target)
     times = []
     for _ in range(cycles):
         started = time.perf_counter()
         result = rec.cycle("interval")
         times.append(time.perf_counter() - started)
-        assert result.result == "synced", result
+        assert result.outcome == "synced", result
     return times
 
 

@@ -21,15 +21,11 @@ before the next (``batch_check``).
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-from reconciler.host.paths import HostLayout
-from reconciler.host.runtime import Runtime
-from reconciler.inventory import file_entry, unit_entry
-from reconciler.plan import (
+from reconciler.actions import (
     Action,
     DaemonReload,
     Disable,
@@ -43,7 +39,11 @@ from reconciler.plan import (
     Stop,
     UnitAction,
     WriteFile,
+    action_record,
 )
+from reconciler.host.paths import HostLayout
+from reconciler.host.runtime import Runtime
+from reconciler.inventory import file_entry, unit_entry
 from reconciler.render.desired import Rendered, UnitSpec
 from reconciler.state import StateStore
 from seams.fsio import TEMP_PREFIX, write_atomic
@@ -68,50 +68,6 @@ def remove_stray_temp_files(layout: HostLayout, rendered: Rendered) -> list[Path
                 stray.unlink(missing_ok=True)
                 removed.append(stray)
     return removed
-
-
-def action_record(action: Action) -> dict[str, Any]:
-    """How an action is journaled: its verb and target, never file contents."""
-    record = action.as_dict()
-    if isinstance(action, WriteFile) and not action.file.sensitive:
-        record["sha256"] = action.file.sha256
-    if isinstance(action, UnitAction):
-        record["component"] = action.component
-    return record
-
-
-def carried_over(plan: Plan, pending: Iterable[dict[str, Any]], rendered: Rendered) -> Plan:
-    """Add the restarts/reloads/daemon-reload an interrupted run still owed."""
-    desired = {u.name: u for u in rendered.units}
-    have = {(a.verb, a.target) for a in plan.actions}
-    # a unit the plan starts or restarts comes up with its new config anyway
-    launched = {a.target for a in plan.actions if a.verb in ("start", "restart")}
-    extra: list[Action] = []
-    for record in pending:
-        verb, target = str(record.get("action", "")), str(record.get("target", ""))
-        if (verb, target) in have or (
-            verb in ("start", "restart", "reload") and target in launched
-        ):
-            continue
-        reason = "carried over from an interrupted reconcile"
-        if verb == "daemon-reload":
-            extra.append(DaemonReload(reason))
-        elif verb in ("restart", "reload", "start") and target in desired and desired[target].start:
-            cls = {"restart": Restart, "reload": Reload, "start": Start}[verb]
-            extra.append(cls(reason, target, desired[target].component))
-        have.add((verb, target))
-    if not extra:
-        return plan
-    phase = {"daemon-reload": 0, "reload": 1, "restart": 2, "start": 3}
-    head = [
-        a
-        for a in plan.actions
-        if a.verb not in ("daemon-reload", "reload", "restart", "start", "enable")
-    ]
-    tail = [a for a in plan.actions if a.verb in ("daemon-reload", "reload", "restart", "start")]
-    enables = [a for a in plan.actions if a.verb == "enable"]
-    tail = sorted([*tail, *extra], key=lambda a: phase[a.verb])
-    return Plan(plan.environment, plan.revision, (*head, *tail, *enables), plan.changes)
 
 
 BatchCheck = Callable[[Sequence[str]], None]
@@ -172,6 +128,10 @@ class Applier:
         self.store.replace_units([unit_entry(u) for u in rendered.units])
         self.store.journal_clear()
         return result
+
+    def clear_journal(self) -> None:
+        """Nothing left to finish: an interrupted run's journal is settled."""
+        self.store.journal_clear()
 
     @staticmethod
     def _is_rolling(spec: UnitSpec | None) -> bool:

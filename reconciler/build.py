@@ -17,21 +17,12 @@ from reconciler import model
 from reconciler.errors import ManifestError, SecretsError
 from reconciler.manifests.assemble import EnvManifests
 from reconciler.manifests.overlay import Manifest
-from reconciler.manifests.references import secret_refs
+from reconciler.manifests.references import referenced_secrets
 from reconciler.manifests.schema import Values
 from reconciler.manifests.selectors import parse_selector
 from reconciler.quantities import parse_duration, parse_size
 from reconciler.secrets.keys import SecretValue
 from reconciler.secrets.sources import SecretsSource
-
-
-def referenced_secrets(manifests: EnvManifests) -> dict[str, str]:
-    """Secret name → the Kind/name that first refers to it."""
-    refs: dict[str, str] = {}
-    for m in manifests.manifests:
-        for _path, name in secret_refs(m):
-            refs.setdefault(name, m.ref)
-    return refs
 
 
 def build(
@@ -62,7 +53,7 @@ def build(
 def _secrets(
     manifests: EnvManifests, settings: model.Settings, source: SecretsSource | None
 ) -> Mapping[str, SecretValue]:
-    refs = referenced_secrets(manifests)
+    refs = referenced_secrets(manifests.manifests)
     if not refs:
         return {}
     env = manifests.environment

@@ -7,27 +7,29 @@ One cycle, under the reconcile lock:
    host is kept at the last applied revision instead;
 3. load, validate, build, render (invalid manifests change nothing: the errors are
    recorded and counted);
-4. observe and plan, adding restarts owed by an interrupted run (the journal);
+4. plan through the one planning path (``pipeline.plan_revision``), which adds the
+   work an interrupted run still owed;
 5. apply, verify the units it touched (rolling batches are verified as they go);
-6. record the outcome; a revision that fails verification is recorded as failed and
-   the last revision that passed is applied and verified again.
+6. a revision that fails verification is recorded as failed and the last revision
+   that passed is applied and verified again.
 
 When the fetched revision is the applied one, any plan is drift: it is corrected
-when self-heal is on, and only reported otherwise.
+when self-heal is on, and only reported otherwise. This module decides; everything
+it writes down (history, events, metrics) goes through ``record.Recorder``.
 """
 
 from __future__ import annotations
 
 import random
 import threading
-import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass, replace
+from pathlib import Path
 
 from reconciler import pipeline
-from reconciler.apply import Applier, carried_over
-from reconciler.drift import DriftItem, by_kind, detect
+from reconciler.actions import Action, Plan, UnitAction
+from reconciler.apply import Applier
+from reconciler.drift import detect
 from reconciler.errors import (
     ManifestError,
     ReconcilerError,
@@ -41,17 +43,19 @@ from reconciler.host.probe import HttpProbe
 from reconciler.host.runtime import Runtime, UnitCommandFailed, UnitState
 from reconciler.metrics import ReconcilerMetrics
 from reconciler.model import Revision
-from reconciler.observe import Observed, observe
-from reconciler.plan import Action, Plan, UnitAction
-from reconciler.render.desired import RenderContext, Rendered, UnitSpec
-from reconciler.secrets.sources import SecretsSource
-from reconciler.source import Checkout, prune_cache, tree_of
+from reconciler.observe import Observed
+from reconciler.outcomes import Outcome, RevisionOutcome
+from reconciler.record import CycleResult, Log, Recorder
+from reconciler.render.desired import HostFacts, RenderContext, UnitSpec
+from reconciler.secrets.sources import SecretsFor
+from reconciler.source import prune_cache
 from reconciler.state import RevisionRecord, StateStore
 from reconciler.verify import Verdict, verify
 from seams.clock import Clock
 
-Log = Callable[[str, str], None]  # (level, message)
-Pending = tuple[str, int, dict[str, Any]]  # journal rows: (run, seq, action)
+__all__ = ["CycleResult", "Host", "Options", "Reconciler"]
+
+SELF_HEAL = "self-heal"
 
 
 class VerificationFailed(ReconcilerError):
@@ -60,18 +64,15 @@ class VerificationFailed(ReconcilerError):
         self.verdict = verdict
 
 
-@dataclass
-class CycleResult:
-    # synced | applied | healed | drift | failed | rolled-back | invalid | fetch-failed | kept
-    result: str
-    revision: str
-    reason: str = ""
-    plan: Plan | None = None
-    drift: list[DriftItem] = field(default_factory=list)
+@dataclass(frozen=True)
+class Host:
+    """The host a reconciler converges, as it reaches it."""
 
-    @property
-    def ok(self) -> bool:
-        return self.result in ("synced", "applied", "healed", "kept")
+    layout: HostLayout
+    runtime: Runtime
+    http: HttpProbe
+    clock: Clock
+    facts: HostFacts
 
 
 @dataclass
@@ -79,7 +80,7 @@ class Options:
     self_heal: bool = True
     lock_wait: float = 0.0
     stable_for: float = 1.0
-    # called after each applied action (the CLI logs it; a debugging aid can kill here)
+    # called after each applied action (the CLI logs it; a test driver can kill here)
     on_action: Callable[[Action], None] | None = None
     # the unit this reconciler runs in (atlas-reconciler.service sets ATLAS_UNIT): its
     # own restart is requested after the run is recorded, never in the middle of it
@@ -90,79 +91,55 @@ class Reconciler:
     def __init__(
         self,
         target: pipeline.Target,
-        ctx: RenderContext,
-        runtime: Runtime,
+        host: Host,
         store: StateStore,
-        secrets: Callable[[str], SecretsSource | None],
-        http: HttpProbe,
-        clock: Clock,
+        secrets: SecretsFor,
+        *,
         metrics: ReconcilerMetrics | None = None,
         log: Log | None = None,
         options: Options | None = None,
     ) -> None:
         self.target = target
-        self.ctx = ctx
-        self.layout = ctx.layout
-        self.runtime = runtime
+        self.host = host
+        self.ctx = RenderContext(host.layout, host.facts, target.invocation)
         self.store = store
         self.secrets = secrets
-        self.http = http
-        self.clock = clock
         self.metrics = metrics or ReconcilerMetrics()
         self.log: Log = log or (lambda level, message: None)
         self.options = options or Options()
-        base = self.layout.on_disk(self.layout.reconciler_dir)
-        self.cache = base / "git"
-        self.lock_path = base / "lock"
         self.env = target.environment
-        self.last_cycle_end = time.monotonic()
+        self.recorder = Recorder(store, self.metrics, self.env, self.log)
+        self.applier = Applier(host.layout, host.runtime, store)
+        base = host.layout.on_disk(host.layout.reconciler_dir)
+        self.cache: Path = base / "git"
+        self.lock_path: Path = base / "lock"
+        self.last_cycle_end = host.clock.monotonic()
 
     # ------------------------------------------------------------------ public
 
     def cycle(self, trigger: str = "manual", fetch: bool = True) -> CycleResult:
-        started = time.monotonic()
+        clock = self.host.clock
+        started = clock.monotonic()
         with reconcile_lock(self.lock_path, self.options.lock_wait, lambda m: self.log("info", m)):
             try:
                 result = self._cycle(trigger, fetch)
             except SourceUnavailable as exc:
-                result = CycleResult("fetch-failed", "", str(exc))
-        self.metrics.reconcile_duration.observe(time.monotonic() - started)
-        self.metrics.reconcile_total.labels(_metric_result(result)).inc()
-        self.last_cycle_end = time.monotonic()
+                result = CycleResult(Outcome.FETCH_FAILED, "", str(exc))
+            self.recorder.finished(result, clock.monotonic() - started)
+        self.last_cycle_end = clock.monotonic()
         return result
 
     def rollback(self, to_sha: str | None = None) -> CycleResult:
         """``atlas rollback``: re-apply the last healthy revision before the current one."""
         with reconcile_lock(self.lock_path, self.options.lock_wait, lambda m: self.log("info", m)):
             current = self.store.last_applied(self.env)
-            candidates = [
-                r
-                for r in self.store.history(self.env, limit=500)
-                if r.outcome in ("applied", "unchanged")
-            ]
-            if to_sha:
-                target = next((r for r in candidates if r.sha.startswith(to_sha)), None)
-                if target is None:
-                    raise ReconcilerError(
-                        f"no applied revision {to_sha!r} in the history of {self.env!r}"
-                    )
-            else:
-                target = next(
-                    (r for r in candidates if current is None or r.sha != current.sha), None
-                )
-                if target is None:
-                    raise ReconcilerError(
-                        f"no earlier healthy revision of {self.env!r} to roll back to"
-                    )
+            target = self._rollback_target(current, to_sha)
             if current is not None and current.sha != target.sha:
-                rev = self.store.begin_revision(self.env, current.revision, "manual rollback")
-                self.store.finish_revision(
-                    rev, "rolled-back", f"rolled back by hand to {target.sha[:12]}"
-                )
+                self.recorder.rolled_back_by_hand(current, target)
             result = self._apply_revision(target.revision, f"manual rollback to {target.sha[:12]}")
             if result.ok:
-                self.metrics.rollbacks.inc()
-                result.result = "rolled-back"
+                result = replace(result, outcome=Outcome.ROLLED_BACK, rolled_back=True)
+            self.recorder.finished(result, None)
             return result
 
     def watch(
@@ -178,7 +155,7 @@ class Reconciler:
             try:
                 result = self.cycle(trigger)
             except ReconcilerError as exc:
-                result = CycleResult("failed", "", str(exc))
+                result = CycleResult(Outcome.FAILED, "", str(exc))
                 self.log("error", f"reconcile failed: {exc}")
             if on_cycle:
                 on_cycle(result)
@@ -190,57 +167,41 @@ class Reconciler:
     # ------------------------------------------------------------------ stages
 
     def _cycle(self, trigger: str, fetch: bool) -> CycleResult:
-        env = self.env
         pending = self.store.journal_pending()
-        for record in self.store.interrupted():  # we hold the lock: nobody is applying
-            self.store.finish_revision(
-                record.id,
-                "interrupted",
-                "the reconcile was killed before it finished; the next one completes it",
-            )
-        if pending:
-            self.store.event(
-                "warning",
-                "interrupted",
-                f"a reconcile was interrupted with {len(pending)} action(s) unfinished; finishing",
-            )
+        self.recorder.resume(pending)
         try:
             co = pipeline.fetch(self.target, self.cache, do_fetch=fetch, snapshot=True)
         except SourceUnavailable as exc:
-            self.metrics.fetch_errors.inc()
-            self.store.event("error", "fetch", str(exc))
-            self.log("error", str(exc))
+            self.recorder.fetch_failed(str(exc))
             kept = self._keep_applied(pending, f"fetch failed: {exc}")
-            return CycleResult("fetch-failed", kept.revision, str(exc), kept.plan, kept.drift)
+            return replace(kept, outcome=Outcome.FETCH_FAILED, reason=str(exc))
+        self.recorder.fetched(co.revision)
         sha = co.revision.sha
-        self.store.put(
-            "desired_revision", {"sha": sha, "ref": co.revision.ref, "subject": co.revision.subject}
-        )
-        applied = self.store.last_applied(env)
-        failed = self.store.is_failed(env, sha)
-        if failed is not None and (applied is None or applied.sha != sha):
+        applied = self.store.last_applied(self.env)
+        refused = self.store.not_retried(self.env, sha)
+        if refused is not None and (applied is None or applied.sha != sha):
             reason = (
-                f"revision {sha[:12]} {failed.outcome} earlier ({failed.reason}); "
+                f"revision {sha[:12]} {refused.outcome} earlier ({refused.reason}); "
                 "waiting for a new commit"
             )
-            kept = self._keep_applied(pending, reason, status="Failed")
-            return CycleResult(
-                "failed" if failed.outcome != "invalid" else "invalid",
-                sha,
-                reason,
-                kept.plan,
-                kept.drift,
-            )
+            kept = self._keep_applied(pending, reason)
+            invalid = refused.outcome is RevisionOutcome.INVALID
+            outcome = Outcome.INVALID if invalid else Outcome.FAILED
+            return replace(kept, outcome=outcome, revision=sha, reason=reason)
         try:
-            prepared = pipeline.prepare_checkout(co, env, self.ctx, self.secrets(env))
+            prepared = pipeline.prepare(co, self.env, self.ctx, self.secrets(self.env))
         except (ManifestError, SecretsError, RenderError) as exc:
-            return self._invalid(co, exc, pending, trigger)
-        self.metrics.manifest_errors.set(0)
+            return self._invalid(co.revision, exc, pending, trigger)
+        self.recorder.valid()
         new = applied is None or applied.sha != sha
-        return self._converge(prepared, trigger if new else "self-heal", pending, new)
+        return self._converge(prepared, trigger if new else SELF_HEAL, pending, new)
 
     def _invalid(
-        self, co: Checkout, exc: ReconcilerError, pending: list[Pending], trigger: str
+        self,
+        revision: Revision,
+        exc: ReconcilerError,
+        pending: pipeline.Pending,
+        trigger: str,
     ) -> CycleResult:
         problems = exc.problems if isinstance(exc, ManifestError) else []
         reason = (
@@ -248,116 +209,69 @@ class Reconciler:
             if problems
             else str(exc)
         )
-        self.metrics.manifest_errors.set(len(problems) or 1)
-        rev = self.store.begin_revision(self.env, co.revision, trigger)
-        self.store.finish_revision(rev, "invalid", reason[:4000])
-        self.store.event(
-            "error",
-            "invalid",
-            f"revision {co.revision.sha[:12]} is invalid; nothing changed: {reason}",
-            co.revision.sha,
-        )
-        self.log(
-            "error",
-            f"revision {co.revision.sha[:12]} is invalid; "
-            "the host keeps running the applied revision",
-        )
-        kept = self._keep_applied(pending, reason, status="Failed")
-        return CycleResult("invalid", co.revision.sha, reason, kept.plan, kept.drift)
+        self.recorder.invalid(revision, trigger, reason, len(problems) or 1)
+        kept = self._keep_applied(pending, reason)
+        return replace(kept, outcome=Outcome.INVALID, revision=revision.sha, reason=reason)
 
-    def _keep_applied(
-        self, pending: list[Pending], reason: str, status: str = "OutOfSync"
-    ) -> CycleResult:
+    def _keep_applied(self, pending: pipeline.Pending, reason: str) -> CycleResult:
         """The new revision cannot be used: keep (and heal) the last applied one."""
         applied = self.store.last_applied(self.env)
-        desired = self.store.get("desired_revision", {}).get("sha", "")
         if applied is None:
-            self.metrics.set_sync(desired, "", status)
-            return CycleResult("kept", "", reason)
+            return CycleResult(Outcome.KEPT, "", reason)
         try:
-            tree = tree_of(self.target.repo, applied.revision, self.target.path, self.cache)
-            prepared = pipeline.prepare_checkout(
-                Checkout(tree, applied.revision), self.env, self.ctx, self.secrets(self.env)
-            )
+            co = pipeline.revisit(self.target, applied.revision, self.cache)
+            prepared = pipeline.prepare(co, self.env, self.ctx, self.secrets(self.env))
         except ReconcilerError as exc:
             self.log("warning", f"cannot re-read the applied revision {applied.sha[:12]}: {exc}")
-            self.metrics.set_sync(desired, applied.sha, status)
-            return CycleResult("kept", applied.sha, reason)
-        result = self._converge(prepared, "self-heal", pending, new=False, status_if_synced=status)
-        if result.result == "synced":
-            result.result = "kept"
-        return result
+            return CycleResult(Outcome.KEPT, applied.sha, reason)
+        result = self._converge(prepared, SELF_HEAL, pending, new=False)
+        return replace(result, outcome=Outcome.KEPT) if result.outcome is Outcome.SYNCED else result
 
     def _apply_revision(self, revision: Revision, trigger: str) -> CycleResult:
-        tree = tree_of(self.target.repo, revision, self.target.path, self.cache)
-        prepared = pipeline.prepare_checkout(
-            Checkout(tree, revision), self.env, self.ctx, self.secrets(self.env)
-        )
-        return self._converge(
-            prepared, trigger, self.store.journal_pending(), new=True, allow_rollback=False
-        )
+        co = pipeline.revisit(self.target, revision, self.cache)
+        prepared = pipeline.prepare(co, self.env, self.ctx, self.secrets(self.env))
+        pending = self.store.journal_pending()
+        return self._converge(prepared, trigger, pending, new=True, allow_rollback=False)
 
     def _converge(
         self,
         prepared: pipeline.Prepared,
         trigger: str,
-        pending: list[Pending],
+        pending: pipeline.Pending,
         new: bool,
         allow_rollback: bool = True,
-        status_if_synced: str = "Synced",
     ) -> CycleResult:
         revision = prepared.checkout.revision
         inventory = self.store.inventory()
-        plan, observed = pipeline.plan_for(prepared, self.ctx, inventory, self.runtime)
-        plan = carried_over(plan, [record for _, _, record in pending], prepared.rendered)
-        drift = [] if new else detect(inventory, observed, self.store.host_key)
-        self.metrics.set_drift(by_kind(drift))
-        desired = self.store.get("desired_revision", {}).get("sha", revision.sha)
+        host = pipeline.LiveHost(self.host.layout, self.host.runtime, inventory, pending)
+        planned = pipeline.plan_revision(prepared, host)
+        plan, observed = planned.plan, planned.observed
+        drift = () if new else tuple(detect(inventory, observed, self.store.host_key))
         if plan.empty:
             if pending:
-                self.store.journal_clear()
+                self.applier.clear_journal()
             if new:
-                rev = self.store.begin_revision(self.env, revision, trigger)
-                self.store.finish_revision(rev, "applied", "no changes needed on this host")
-            self._healthy_units(prepared.rendered.units, observed)
-            self.metrics.set_sync(desired, revision.sha, status_if_synced)
-            self.metrics.last_success.set(time.time())
-            return CycleResult("synced", revision.sha, "no changes", plan, drift)
-        if not new and not self.options.self_heal:
-            self.metrics.set_sync(desired, revision.sha, "OutOfSync")
-            self.store.put("drift", [d.as_dict() for d in drift])
+                self.recorder.unchanged(revision, trigger)
+            units = self._unit_health(prepared, observed)
             return CycleResult(
-                "drift",
-                revision.sha,
-                f"{len(drift)} drifted resource(s); self-heal is off",
-                plan,
-                drift,
+                Outcome.SYNCED, revision.sha, "no changes", plan, drift, units, converged=True
             )
+        if not new and not self.options.self_heal:
+            why = f"{len(drift)} drifted resource(s); self-heal is off"
+            return CycleResult(Outcome.DRIFT, revision.sha, why, plan, drift)
         if not new:
-            self.store.event(
-                "warning",
-                "drift",
-                "correcting drift: " + ", ".join(f"{d.kind} {d.target}" for d in drift[:10])
-                or "pending actions",
-                revision.sha,
-            )
+            self.recorder.correcting(drift, revision.sha)
         verdict = self._apply_and_verify(plan, prepared, observed, revision, trigger)
-        self._healthy_units(prepared.rendered.units, None)
+        units = self._unit_health(prepared, None)
         if verdict.ok:
             if new:
                 self._prune_cache()
-            self.store.put("drift", [])
-            self.metrics.set_drift(by_kind([]))
-            self.metrics.set_sync(desired, revision.sha, status_if_synced)
-            self.metrics.last_success.set(time.time())
-            return CycleResult(
-                "applied" if new else "healed", revision.sha, verdict.reason, plan, drift
-            )
+            outcome = Outcome.APPLIED if new else Outcome.HEALED
+            return CycleResult(outcome, revision.sha, verdict.reason, plan, drift, units, True)
         self.log("error", f"revision {revision.sha[:12]} failed verification: {verdict.reason}")
         if not allow_rollback:
-            self.metrics.set_sync(desired, revision.sha, "Failed")
-            return CycleResult("failed", revision.sha, verdict.reason, plan, drift)
-        return self._rollback_after(revision, verdict.reason, plan)
+            return CycleResult(Outcome.FAILED, revision.sha, verdict.reason, plan, drift, units)
+        return self._rollback_after(revision, verdict.reason, plan, units)
 
     def _apply_and_verify(
         self,
@@ -367,7 +281,7 @@ class Reconciler:
         revision: Revision,
         trigger: str,
     ) -> Verdict:
-        rev = self.store.begin_revision(self.env, revision, trigger)
+        rev = self.recorder.begin(revision, trigger)
         specs = {u.name: u for u in prepared.rendered.units}
         deferred: list[UnitAction] = []
         baseline = dict(observed.units or {})
@@ -378,7 +292,7 @@ class Reconciler:
                 raise VerificationFailed(verdict)
 
         try:
-            result = Applier(self.layout, self.runtime, self.store).apply(
+            result = self.applier.apply(
                 plan,
                 prepared.rendered,
                 batch_check=check,
@@ -392,26 +306,61 @@ class Reconciler:
             verdict = exc.verdict
         except (UnitCommandFailed, OSError) as exc:
             verdict = Verdict(False, str(exc))
-        outcome = "applied" if verdict.ok else "failed"
-        self.store.finish_revision(rev, outcome, verdict.reason[:4000], len(plan.actions))
-        self.store.event(
-            "info" if verdict.ok else "error",
-            outcome,
-            f"{trigger}: {revision.sha[:12]} {outcome}: {verdict.reason}",
-            revision.sha,
-        )
+        self.recorder.finish(rev, revision, trigger, verdict.ok, verdict.reason, len(plan.actions))
         for action in deferred:  # recorded: now this reconciler may be restarted
             self.log("info", f"{action.verb} {action.unit} (this reconciler) requested")
-            self.runtime.restart_later(action.unit)
+            self.host.runtime.restart_later(action.unit)
         return verdict
+
+    def _rollback_after(
+        self, failed: Revision, reason: str, plan: Plan, units: Mapping[str, bool]
+    ) -> CycleResult:
+        last = self.store.last_applied(self.env)
+        if last is None or last.sha == failed.sha:
+            self.recorder.no_rollback_target(failed.sha)
+            why = f"{reason}; no healthy revision to roll back to"
+            return CycleResult(Outcome.FAILED, failed.sha, why, plan, units=units)
+        self.log("warning", f"rolling back to {last.sha[:12]}")
+        try:
+            back = self._apply_revision(last.revision, f"rollback from {failed.sha[:12]}")
+        except ReconcilerError as exc:
+            back = CycleResult(Outcome.FAILED, last.sha, str(exc))
+        if back.ok:
+            outcome, why = Outcome.ROLLED_BACK, f"{reason}; rolled back to {last.sha[:12]}"
+        else:
+            outcome, why = Outcome.FAILED, f"{reason}; the rollback failed too: {back.reason}"
+        return CycleResult(
+            outcome,
+            failed.sha,
+            why,
+            plan,
+            units=back.units or units,
+            converged=back.converged,
+            rolled_back=True,
+        )
+
+    def _rollback_target(
+        self, current: RevisionRecord | None, to_sha: str | None
+    ) -> RevisionRecord:
+        candidates = self.store.healthy(self.env)
+        current_sha = current.sha if current is not None else None
+        if to_sha:
+            found = next((r for r in candidates if r.sha.startswith(to_sha)), None)
+            if found is None:
+                raise ReconcilerError(
+                    f"no applied revision {to_sha!r} in the history of {self.env!r}"
+                )
+            return found
+        found = next((r for r in candidates if r.sha != current_sha), None)
+        if found is None:
+            raise ReconcilerError(f"no earlier healthy revision of {self.env!r} to roll back to")
+        return found
+
+    # ------------------------------------------------------------------ helpers
 
     def _prune_cache(self, keep_revisions: int = 20) -> None:
         """Keep the trees of the revisions a rollback may return to; drop the rest."""
-        applied = [
-            r.sha
-            for r in self.store.history(self.env, limit=500)
-            if r.outcome in ("applied", "unchanged")
-        ]
+        applied = [r.sha for r in self.store.healthy(self.env)]
         prune_cache(self.cache, set(list(dict.fromkeys(applied))[:keep_revisions]))
 
     def _progress(self, action: Action) -> None:
@@ -422,61 +371,20 @@ class Reconciler:
     def _verify(self, specs: list[UnitSpec], baseline: Mapping[str, UnitState]) -> Verdict:
         return verify(
             specs,
-            self.runtime,
-            self.http,
-            self.clock,
+            self.host.runtime,
+            self.host.http,
+            self.host.clock,
             baseline=baseline,
             stable_for=self.options.stable_for,
         )
 
-    def _rollback_after(self, failed: Revision, reason: str, plan: Plan) -> CycleResult:
-        last: RevisionRecord | None = self.store.last_applied(self.env)
-        desired = self.store.get("desired_revision", {}).get("sha", failed.sha)
-        if last is None or last.sha == failed.sha:
-            self.store.event("error", "rollback", "no healthy revision to roll back to", failed.sha)
-            self.metrics.set_sync(desired, "", "Failed")
-            return CycleResult(
-                "failed", failed.sha, f"{reason}; no healthy revision to roll back to", plan
-            )
-        self.log("warning", f"rolling back to {last.sha[:12]}")
-        try:
-            back = self._apply_revision(last.revision, f"rollback from {failed.sha[:12]}")
-        except ReconcilerError as exc:
-            back = CycleResult("failed", last.sha, str(exc))
-        self.metrics.rollbacks.inc()
-        self.metrics.set_sync(desired, last.sha, "Failed")
-        if back.ok:
-            return CycleResult(
-                "rolled-back", failed.sha, f"{reason}; rolled back to {last.sha[:12]}", plan
-            )
-        return CycleResult(
-            "failed", failed.sha, f"{reason}; the rollback failed too: {back.reason}", plan
-        )
-
-    def _healthy_units(self, specs: tuple[UnitSpec, ...], observed: Observed | None) -> None:
-        names = [u.name for u in specs if u.start]
+    def _unit_health(
+        self, prepared: pipeline.Prepared, observed: Observed | None
+    ) -> dict[str, bool]:
+        names = [u.name for u in prepared.rendered.units if u.start]
         states = (
             observed.units
             if observed is not None and observed.units is not None
-            else self.runtime.unit_states(names)
+            else self.host.runtime.unit_states(names)
         )
-        self.metrics.set_units({n: states[n].running if n in states else False for n in names})
-
-
-def _metric_result(result: CycleResult) -> str:
-    return {
-        "synced": "success",
-        "applied": "success",
-        "healed": "success",
-        "kept": "success",
-        "drift": "success",
-    }.get(result.result, result.result)
-
-
-def observe_for_status(
-    layout: HostLayout, store: StateStore, runtime: Runtime | None
-) -> tuple[Observed, list[DriftItem]]:
-    """The host as ``atlas status`` shows it: inventory paths and units, and drift."""
-    inventory = store.inventory()
-    observed = observe(layout, Rendered((), (), ()), inventory, runtime)
-    return observed, detect(inventory, observed, store.host_key)
+        return {n: states[n].running if n in states else False for n in names}

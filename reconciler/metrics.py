@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import generate_latest
 
-SYNC_STATUSES = ("Synced", "OutOfSync", "Failed")
+from reconciler.outcomes import METRIC_RESULTS, SyncStatus
 
 
 class ReconcilerMetrics:
@@ -54,11 +54,11 @@ class ReconcilerMetrics:
         )
         self._sync: tuple[str, str, str] | None = None
         self._units: set[str] = set()
-        for status in ("success", "failed", "invalid", "fetch-failed", "rolled-back"):
-            self.reconcile_total.labels(status)
+        for result in METRIC_RESULTS:
+            self.reconcile_total.labels(result)
 
-    def set_sync(self, desired: str, applied: str, status: str) -> None:
-        labels = (desired[:12], applied[:12], status)
+    def set_sync(self, desired: str, applied: str, status: SyncStatus) -> None:
+        labels = (desired[:12], applied[:12], status.value)
         if self._sync is not None and self._sync != labels:
             self.sync_info.remove(*self._sync)
         self.sync_info.labels(*labels).set(1)

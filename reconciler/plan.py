@@ -17,167 +17,42 @@ How unit changes are decided (after NixOS's switch-to-configuration):
 Order: stop → disable → remove files → make directories → write config and env
 files → write unit files → daemon-reload → reload → restart → start → enable, with
 starts in component order (core, api, services, monitoring) and stops in reverse.
+
+``carried_over`` adds what a killed run still owed (from its journal): restarts,
+reloads and daemon-reloads cannot be re-derived from the host once the files are
+in place.
 """
 
 from __future__ import annotations
 
 import difflib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
-from typing import ClassVar
+from typing import Any
 
+from reconciler.actions import (
+    Action,
+    DaemonReload,
+    Disable,
+    Enable,
+    FileChange,
+    MakeDirectory,
+    Plan,
+    Reload,
+    RemoveFile,
+    Restart,
+    Start,
+    Stop,
+    WriteFile,
+)
 from reconciler.host import unitfile
 from reconciler.inventory import Inventory
 from reconciler.model import COMPONENTS, Revision
 from reconciler.observe import Observed
-from reconciler.render.desired import DesiredFile, Rendered
+from reconciler.render.desired import DesiredFile, Rendered, UnitSpec
 
 _ORDER = {c: i for i, c in enumerate((*COMPONENTS, "reconciler"))}
-
-
-@dataclass(frozen=True)
-class Action:
-    verb: ClassVar[str] = "action"
-    reason: str
-
-    @property
-    def target(self) -> str:
-        return ""
-
-    def as_dict(self) -> dict[str, object]:
-        return {"action": self.verb, "target": self.target, "reason": self.reason}
-
-
-@dataclass(frozen=True)
-class WriteFile(Action):
-    verb: ClassVar[str] = "write"
-    file: DesiredFile
-    created: bool = False
-
-    @property
-    def target(self) -> str:
-        return str(self.file.path)
-
-    def as_dict(self) -> dict[str, object]:
-        return {
-            **super().as_dict(),
-            "mode": f"{self.file.mode:04o}",
-            "created": self.created,
-            "sensitive": self.file.sensitive,
-            "sha256": None if self.file.sensitive else self.file.sha256,
-        }
-
-
-@dataclass(frozen=True)
-class RemoveFile(Action):
-    verb: ClassVar[str] = "remove"
-    path: PurePosixPath
-
-    @property
-    def target(self) -> str:
-        return str(self.path)
-
-
-@dataclass(frozen=True)
-class MakeDirectory(Action):
-    verb: ClassVar[str] = "mkdir"
-    path: PurePosixPath
-    mode: int
-
-    @property
-    def target(self) -> str:
-        return str(self.path)
-
-
-@dataclass(frozen=True)
-class DaemonReload(Action):
-    verb: ClassVar[str] = "daemon-reload"
-
-
-@dataclass(frozen=True)
-class UnitAction(Action):
-    unit: str
-    component: str
-
-    @property
-    def target(self) -> str:
-        return self.unit
-
-
-@dataclass(frozen=True)
-class Stop(UnitAction):
-    verb: ClassVar[str] = "stop"
-
-
-@dataclass(frozen=True)
-class Disable(UnitAction):
-    verb: ClassVar[str] = "disable"
-
-
-@dataclass(frozen=True)
-class Reload(UnitAction):
-    verb: ClassVar[str] = "reload"
-
-
-@dataclass(frozen=True)
-class Restart(UnitAction):
-    verb: ClassVar[str] = "restart"
-
-
-@dataclass(frozen=True)
-class Start(UnitAction):
-    verb: ClassVar[str] = "start"
-
-
-@dataclass(frozen=True)
-class Enable(UnitAction):
-    verb: ClassVar[str] = "enable"
-
-
-ACTION_TYPES: dict[str, type[Action]] = {
-    t.verb: t
-    for t in (
-        WriteFile,
-        RemoveFile,
-        MakeDirectory,
-        DaemonReload,
-        Stop,
-        Disable,
-        Reload,
-        Restart,
-        Start,
-        Enable,
-    )
-}
-
-
-@dataclass(frozen=True)
-class FileChange:
-    """What changes in one file, for people: a diff, or for secrets only their names."""
-
-    path: PurePosixPath
-    sensitive: bool
-    diff: str = ""
-    secrets: tuple[tuple[str, str], ...] = ()  # (name, "added" | "changed" | "removed")
-
-
-@dataclass(frozen=True)
-class Plan:
-    environment: str
-    revision: Revision
-    actions: tuple[Action, ...]
-    changes: tuple[FileChange, ...] = field(default=())
-
-    @property
-    def empty(self) -> bool:
-        return not self.actions
-
-    def of(self, verb: str) -> list[Action]:
-        return [a for a in self.actions if a.verb == verb]
-
-    def units(self, verb: str) -> list[str]:
-        return [a.unit for a in self.actions if isinstance(a, UnitAction) and a.verb == verb]
 
 
 def _secret_changes(
@@ -211,6 +86,132 @@ def _diff(path: PurePosixPath, old: bytes | None, new: bytes | None) -> str:
     )
 
 
+@dataclass
+class _Files:
+    """What the file pass found: writes, diffs, and how each unit file changed."""
+
+    writes: list[WriteFile] = field(default_factory=list)
+    removes: list[RemoveFile] = field(default_factory=list)
+    changes: list[FileChange] = field(default_factory=list)
+    unit_change: dict[PurePosixPath, str] = field(default_factory=dict)  # new|none|reload|…
+    unit_keys: dict[PurePosixPath, list[str]] = field(default_factory=dict)
+
+
+def _write(f: DesiredFile, observed: Observed, inventory: Inventory) -> WriteFile:
+    obs = observed.file(f.path)
+    known = inventory.files.get(f.path)
+    if not obs.exists:
+        reason = "new file" if known is None else "missing on the host (removed by hand?)"
+        return WriteFile(reason, f, created=True)
+    if obs.content == f.content:
+        return WriteFile(f"mode {obs.mode or 0:04o} → {f.mode:04o}", f)
+    if known is not None and not f.sensitive and known.sha256 == f.sha256:
+        return WriteFile("changed on the host since Atlas wrote it (drift)", f)
+    return WriteFile("content changed", f)
+
+
+def _file_pass(rendered: Rendered, observed: Observed, inventory: Inventory) -> _Files:
+    out = _Files()
+    for f in rendered.files:
+        obs = observed.file(f.path)
+        if obs.content == f.content and obs.mode == f.mode:
+            continue
+        write = _write(f, observed, inventory)
+        if f.sensitive:
+            known = inventory.files.get(f.path)
+            secrets = _secret_changes(f.secret_digests, known.secret_digests if known else None)
+            out.changes.append(FileChange(f.path, True, "", secrets))
+            if secrets:
+                summary = ", ".join(f"secret {n} {what}" for n, what in secrets)
+                write = WriteFile(summary, f, write.created)
+        elif obs.content != f.content:
+            out.changes.append(FileChange(f.path, False, _diff(f.path, obs.content, f.content)))
+        out.writes.append(write)
+        if f.kind == "unit":
+            if not obs.exists:
+                out.unit_change[f.path] = "new"
+            else:
+                old_text = (obs.content or b"").decode("utf-8", "replace")
+                new_text = f.content.decode("utf-8", "replace")
+                out.unit_change[f.path] = unitfile.classify(old_text, new_text)
+                out.unit_keys[f.path] = unitfile.changed_keys(old_text, new_text)
+    _removal_pass(rendered, observed, inventory, out)
+    return out
+
+
+def _removal_pass(
+    rendered: Rendered, observed: Observed, inventory: Inventory, out: _Files
+) -> None:
+    desired = {f.path for f in rendered.files}
+    for path, entry in sorted(inventory.files.items()):
+        if path in desired or not observed.file(path).exists:
+            continue
+        out.removes.append(
+            RemoveFile(f"no longer desired (Atlas created it for {entry.component})", path)
+        )
+        if entry.kind == "env":
+            out.changes.append(
+                FileChange(path, True, "", _secret_changes({}, entry.secret_digests))
+            )
+        else:
+            old = observed.file(path).content
+            out.changes.append(FileChange(path, False, _diff(path, old, None)))
+
+
+def _retired_units(
+    rendered: Rendered, observed: Observed, inventory: Inventory
+) -> tuple[list[Stop], list[Disable]]:
+    """Units in the inventory that are no longer desired, stopped in reverse order."""
+    desired = {u.name for u in rendered.units}
+    stops: list[Stop] = []
+    disables: list[Disable] = []
+    for name, unit in sorted(
+        inventory.units.items(), key=lambda kv: -_ORDER.get(kv[1].component, 99)
+    ):
+        if name in desired:
+            continue
+        state = observed.unit(name)
+        if state.running or observed.units is None:
+            stops.append(Stop("no longer desired", name, unit.component))
+        if state.enabled or (observed.units is None and unit.enable):
+            disables.append(Disable("no longer desired", name, unit.component))
+    return stops, disables
+
+
+def _desired_unit(
+    spec: UnitSpec, observed: Observed, files: _Files, out: dict[str, list[Action]]
+) -> None:
+    state = observed.unit(spec.name)
+    change = files.unit_change.get(spec.file, "none")
+    keys = ", ".join(files.unit_keys.get(spec.file, [])[:4])
+    if spec.start:
+        if not state.running:
+            why = "new unit" if change == "new" else f"not running ({state.active_state})"
+            out["start"].append(Start(why, spec.name, spec.component))
+        elif change == "restart":
+            out["restart"].append(Restart(f"unit changed ({keys})", spec.name, spec.component))
+        elif change == "reload":
+            why = "reloadable settings changed (X-Reload-Triggers)"
+            out["reload"].append(Reload(why, spec.name, spec.component))
+    if spec.enable:
+        if change == "reenable" and state.enabled:
+            out["disable"].append(Disable("[Install] section changed", spec.name, spec.component))
+            out["enable"].append(Enable("[Install] section changed", spec.name, spec.component))
+        elif not state.enabled:
+            out["enable"].append(Enable("not enabled", spec.name, spec.component))
+
+
+def _needs_daemon_reload(files: _Files, observed: Observed, inventory: Inventory) -> bool:
+    return bool(
+        any(w.file.kind == "unit" for w in files.writes)
+        or any(inventory.files[r.path].kind == "unit" for r in files.removes)
+        or (
+            observed.units is not None
+            and any(s.need_daemon_reload for s in observed.units.values())
+        )
+    )
+
+
 def plan(
     rendered: Rendered,
     observed: Observed,
@@ -219,131 +220,74 @@ def plan(
     environment: str,
     revision: Revision,
 ) -> Plan:
-    writes: list[WriteFile] = []
-    changes: list[FileChange] = []
-    unit_change: dict[PurePosixPath, str] = {}  # unit file → none|reenable|reload|restart|new
-    unit_keys: dict[PurePosixPath, list[str]] = {}
-
-    desired_paths = {f.path for f in rendered.files}
-    for f in rendered.files:
-        obs = observed.file(f.path)
-        known = inventory.files.get(f.path)
-        if obs.content == f.content and obs.mode == f.mode:
-            continue
-        if not obs.exists:
-            reason = "new file" if known is None else "missing on the host (removed by hand?)"
-            writes.append(WriteFile(reason, f, created=True))
-        elif obs.content == f.content:
-            writes.append(WriteFile(f"mode {obs.mode or 0:04o} → {f.mode:04o}", f))
-        elif known is not None and not f.sensitive and known.sha256 == f.sha256:
-            writes.append(WriteFile("changed on the host since Atlas wrote it (drift)", f))
-        else:
-            writes.append(WriteFile("content changed", f))
-        if f.sensitive:
-            secrets = _secret_changes(f.secret_digests, known.secret_digests if known else None)
-            changes.append(FileChange(f.path, True, "", secrets))
-            if secrets:
-                summary = ", ".join(f"secret {n} {what}" for n, what in secrets)
-                writes[-1] = WriteFile(summary, f, writes[-1].created)
-        elif obs.content != f.content:
-            changes.append(FileChange(f.path, False, _diff(f.path, obs.content, f.content)))
-        if f.kind == "unit":
-            if not obs.exists:
-                unit_change[f.path] = "new"
-            else:
-                old_text = (obs.content or b"").decode("utf-8", "replace")
-                new_text = f.content.decode("utf-8", "replace")
-                unit_change[f.path] = unitfile.classify(old_text, new_text)
-                unit_keys[f.path] = unitfile.changed_keys(old_text, new_text)
-
-    removes: list[RemoveFile] = []
-    for path, entry in sorted(inventory.files.items()):
-        if path in desired_paths:
-            continue
-        if observed.file(path).exists:
-            removes.append(
-                RemoveFile(f"no longer desired (Atlas created it for {entry.component})", path)
-            )
-            if entry.kind == "env":
-                changes.append(
-                    FileChange(path, True, "", _secret_changes({}, entry.secret_digests))
-                )
-            else:
-                changes.append(
-                    FileChange(path, False, _diff(path, observed.file(path).content, None))
-                )
-
+    files = _file_pass(rendered, observed, inventory)
     mkdirs = [
         MakeDirectory("data folder of the platform", d.path, d.mode)
         for d in rendered.directories
         if not observed.directories.get(d.path, False)
     ]
-
-    # ---- units
-    desired_units = {u.name: u for u in rendered.units}
-    stops: list[Stop] = []
-    disables: list[Disable] = []
-    for name, unit in sorted(
-        inventory.units.items(), key=lambda kv: -_ORDER.get(kv[1].component, 99)
-    ):
-        if name in desired_units:
-            continue
-        state = observed.unit(name)
-        if state.running or observed.units is None:
-            stops.append(Stop("no longer desired", name, unit.component))
-        if state.enabled or (observed.units is None and unit.enable):
-            disables.append(Disable("no longer desired", name, unit.component))
-
-    reloads: list[Reload] = []
-    restarts: list[Restart] = []
-    starts: list[Start] = []
-    enables: list[Enable] = []
+    stops, disables = _retired_units(rendered, observed, inventory)
+    units: dict[str, list[Action]] = {
+        "disable": [*disables],
+        "reload": [],
+        "restart": [],
+        "start": [],
+        "enable": [],
+    }
     for spec in sorted(rendered.units, key=lambda u: _ORDER.get(u.component, 99)):
-        state = observed.unit(spec.name)
-        change = unit_change.get(spec.file, "none")
-        keys = ", ".join(unit_keys.get(spec.file, [])[:4])
-        if spec.start:
-            if not state.running:
-                why = "new unit" if change == "new" else f"not running ({state.active_state})"
-                starts.append(Start(why, spec.name, spec.component))
-            elif change == "restart":
-                restarts.append(Restart(f"unit changed ({keys})", spec.name, spec.component))
-            elif change == "reload":
-                reloads.append(
-                    Reload(
-                        "reloadable settings changed (X-Reload-Triggers)", spec.name, spec.component
-                    )
-                )
-        if spec.enable:
-            if change == "reenable" and state.enabled:
-                disables.append(Disable("[Install] section changed", spec.name, spec.component))
-                enables.append(Enable("[Install] section changed", spec.name, spec.component))
-            elif not state.enabled:
-                enables.append(Enable("not enabled", spec.name, spec.component))
-
-    needs_reload = bool(
-        any(w.file.kind == "unit" for w in writes)
-        or any(inventory.files[r.path].kind == "unit" for r in removes)
-        or (
-            observed.units is not None
-            and any(s.need_daemon_reload for s in observed.units.values())
-        )
+        _desired_unit(spec, observed, files, units)
+    daemon = (
+        [DaemonReload("unit files changed")]
+        if _needs_daemon_reload(files, observed, inventory)
+        else []
     )
-    daemon: list[DaemonReload] = [DaemonReload("unit files changed")] if needs_reload else []
-
-    writes.sort(
+    files.writes.sort(
         key=lambda w: (w.file.kind == "unit", _ORDER.get(w.file.component, 99), str(w.file.path))
     )
     actions: list[Action] = [
         *stops,
-        *disables,
-        *removes,
+        *units["disable"],
+        *files.removes,
         *mkdirs,
-        *writes,
+        *files.writes,
         *daemon,
-        *reloads,
-        *restarts,
-        *starts,
-        *enables,
+        *units["reload"],
+        *units["restart"],
+        *units["start"],
+        *units["enable"],
     ]
-    return Plan(environment, revision, tuple(actions), tuple(changes))
+    return Plan(environment, revision, tuple(actions), tuple(files.changes))
+
+
+# --------------------------------------------------------------------------- carried over
+
+_CARRIED = {"restart": Restart, "reload": Reload, "start": Start}
+_PHASE = {"daemon-reload": 0, "reload": 1, "restart": 2, "start": 3}
+
+
+def carried_over(plan: Plan, pending: Iterable[Mapping[str, Any]], rendered: Rendered) -> Plan:
+    """``plan`` plus the restarts/reloads/daemon-reload an interrupted run still owed
+    (``pending``: its journaled actions not marked done)."""
+    desired = {u.name: u for u in rendered.units}
+    have = {(a.verb, a.target) for a in plan.actions}
+    # a unit the plan starts or restarts comes up with its new config anyway
+    launched = {a.target for a in plan.actions if a.verb in ("start", "restart")}
+    extra: list[Action] = []
+    reason = "carried over from an interrupted reconcile"
+    for record in pending:
+        verb, target = str(record.get("action", "")), str(record.get("target", ""))
+        if (verb, target) in have or (verb in _CARRIED and target in launched):
+            continue
+        if verb == "daemon-reload":
+            extra.append(DaemonReload(reason))
+        elif verb in _CARRIED and target in desired and desired[target].start:
+            extra.append(_CARRIED[verb](reason, target, desired[target].component))
+        have.add((verb, target))
+    if not extra:
+        return plan
+    head = [a for a in plan.actions if a.verb not in (*_PHASE, "enable")]
+    tail = sorted(
+        [*(a for a in plan.actions if a.verb in _PHASE), *extra], key=lambda a: _PHASE[a.verb]
+    )
+    enables = [a for a in plan.actions if a.verb == "enable"]
+    return Plan(plan.environment, plan.revision, (*head, *tail, *enables), plan.changes)

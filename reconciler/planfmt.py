@@ -9,8 +9,8 @@ from __future__ import annotations
 import json
 from collections import Counter
 
+from reconciler.actions import Plan, WriteFile
 from reconciler.errors import Problem
-from reconciler.plan import Plan, WriteFile
 
 _SYMBOL = {
     "write": "~",

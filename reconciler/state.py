@@ -22,7 +22,7 @@ import os
 import secrets
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -31,6 +31,7 @@ from typing import Any
 from reconciler.errors import ReconcilerError
 from reconciler.inventory import Inventory, InventoryFile, InventoryUnit
 from reconciler.model import Revision
+from reconciler.outcomes import RevisionOutcome
 
 SCHEMA_VERSION = 1
 _SCHEMA = """
@@ -83,7 +84,7 @@ CREATE TABLE IF NOT EXISTS events (
 );
 """
 
-OUTCOMES = ("applying", "applied", "failed", "invalid", "rolled-back", "unchanged", "interrupted")
+_HEALTHY = tuple(o.value for o in RevisionOutcome if o.healthy)
 
 
 class StateError(ReconcilerError):
@@ -101,9 +102,12 @@ class RevisionRecord:
     trigger: str
     started_at: float
     finished_at: float | None
-    outcome: str
+    outcome: RevisionOutcome
     reason: str
     actions: int
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "outcome", RevisionOutcome(self.outcome))
 
     @property
     def revision(self) -> Revision:
@@ -127,7 +131,9 @@ class Event:
 
 
 class StateStore:
-    def __init__(self, path: Path, clock: Any = time.time, readonly: bool = False) -> None:
+    def __init__(
+        self, path: Path, clock: Callable[[], float] = time.time, readonly: bool = False
+    ) -> None:
         self.path = path
         self.clock = clock
         self._host_key: bytes | None = None
@@ -196,7 +202,7 @@ class StateStore:
         cur = self.db.execute(
             "INSERT INTO revisions"
             " (environment, sha, ref, origin, subject, trigger, started_at, outcome)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, 'applying')",
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 environment,
                 revision.sha,
@@ -205,18 +211,18 @@ class StateStore:
                 revision.subject,
                 trigger,
                 self.clock(),
+                RevisionOutcome.APPLYING.value,
             ),
         )
         return int(cur.lastrowid or 0)
 
     def finish_revision(
-        self, rev_id: int, outcome: str, reason: str = "", actions: int = 0
+        self, rev_id: int, outcome: RevisionOutcome, reason: str = "", actions: int = 0
     ) -> None:
-        assert outcome in OUTCOMES
         self.db.execute(
             "UPDATE revisions SET outcome = ?, reason = ?, finished_at = ?, actions = ?"
             " WHERE id = ?",
-            (outcome, reason, self.clock(), actions, rev_id),
+            (RevisionOutcome(outcome).value, reason, self.clock(), actions, rev_id),
         )
 
     def _records(self, sql: str, *params: Any) -> list[RevisionRecord]:
@@ -231,12 +237,19 @@ class StateStore:
             )
         return self._records("SELECT * FROM revisions ORDER BY id DESC LIMIT ?", limit)
 
-    def last_applied(self, environment: str) -> RevisionRecord | None:
-        rows = self._records(
-            "SELECT * FROM revisions WHERE environment = ? AND outcome IN ('applied', 'unchanged')"
-            " ORDER BY id DESC LIMIT 1",
+    def healthy(self, environment: str, limit: int = 500) -> list[RevisionRecord]:
+        """Revisions a rollback may return to, newest first."""
+        marks = ", ".join("?" * len(_HEALTHY))
+        return self._records(
+            f"SELECT * FROM revisions WHERE environment = ? AND outcome IN ({marks})"  # noqa: S608 - placeholders only
+            " ORDER BY id DESC LIMIT ?",
             environment,
+            *_HEALTHY,
+            limit,
         )
+
+    def last_applied(self, environment: str) -> RevisionRecord | None:
+        rows = self.healthy(environment, limit=1)
         return rows[0] if rows else None
 
     def last_attempt(self, environment: str) -> RevisionRecord | None:
@@ -245,19 +258,24 @@ class StateStore:
         )
         return rows[0] if rows else None
 
-    def is_failed(self, environment: str, sha: str) -> RevisionRecord | None:
-        """The latest attempt of ``sha`` if it failed or was invalid (not to be retried)."""
+    def latest_attempt_of(self, environment: str, sha: str) -> RevisionRecord | None:
         rows = self._records(
             "SELECT * FROM revisions WHERE environment = ? AND sha = ? ORDER BY id DESC LIMIT 1",
             environment,
             sha,
         )
-        if rows and rows[0].outcome in ("failed", "invalid", "rolled-back"):
-            return rows[0]
-        return None
+        return rows[0] if rows else None
+
+    def not_retried(self, environment: str, sha: str) -> RevisionRecord | None:
+        """The latest attempt of ``sha`` if it is not to be retried until a new commit
+        (it failed, was invalid, or was rolled back by hand)."""
+        latest = self.latest_attempt_of(environment, sha)
+        return latest if latest is not None and not latest.outcome.retried else None
 
     def interrupted(self) -> list[RevisionRecord]:
-        return self._records("SELECT * FROM revisions WHERE outcome = 'applying' ORDER BY id")
+        return self._records(
+            "SELECT * FROM revisions WHERE outcome = ? ORDER BY id", RevisionOutcome.APPLYING.value
+        )
 
     # ---- inventory
 
@@ -322,11 +340,12 @@ class StateStore:
             "UPDATE journal SET state = 'done' WHERE run_id = ? AND seq = ?", (run_id, seq)
         )
 
-    def journal_pending(self) -> list[tuple[str, int, dict[str, Any]]]:
+    def journal_pending(self) -> list[dict[str, Any]]:
+        """The journaled actions of the last run not marked done, in order."""
         return [
-            (run, seq, json.loads(action))
-            for run, seq, action in self.db.execute(
-                "SELECT run_id, seq, action FROM journal WHERE state = 'pending' ORDER BY seq"
+            json.loads(action)
+            for (action,) in self.db.execute(
+                "SELECT action FROM journal WHERE state = 'pending' ORDER BY seq"
             )
         ]
 
@@ -352,14 +371,42 @@ class StateStore:
             )
         ]
 
-    # ---- small key/value facts (last errors, sync status …)
+    # ---- small facts: what was last fetched, what to fetch, the last fetch error
 
-    def put(self, key: str, value: Any) -> None:
+    def _put(self, key: str, value: Any) -> None:
         self.db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, json.dumps(value)))
 
-    def get(self, key: str, default: Any = None) -> Any:
+    def _get(self, key: str) -> Any:
         row = self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
-        return json.loads(row[0]) if row else default
+        return json.loads(row[0]) if row else None
+
+    def set_desired(self, revision: Revision) -> None:
+        """The revision the last fetch found (what the host should run)."""
+        self._put(
+            "desired_revision",
+            {"sha": revision.sha, "ref": revision.ref, "subject": revision.subject},
+        )
+
+    def desired(self) -> dict[str, str] | None:
+        """``{sha, ref, subject}`` of the revision the last fetch found."""
+        value = self._get("desired_revision")
+        return dict(value) if isinstance(value, dict) else None
+
+    def set_fetch_error(self, error: str | None) -> None:
+        self._put("fetch_error", error)
+
+    def fetch_error(self) -> str | None:
+        """Why the last fetch failed; None when it succeeded."""
+        value = self._get("fetch_error")
+        return str(value) if value else None
+
+    def set_target(self, target: Mapping[str, str | None]) -> None:
+        """What ``atlas reconcile`` was last asked to converge to (repo, ref, path, env)."""
+        self._put("target", dict(target))
+
+    def target(self) -> dict[str, str | None]:
+        value = self._get("target")
+        return dict(value) if isinstance(value, dict) else {}
 
 
 def state_path(reconciler_dir: Path) -> Path:

@@ -71,6 +71,65 @@ def _running(spec: UnitSpec, state: UnitState) -> bool:
     return state.sub_state in ("running", "reload", "exited")
 
 
+def _probe(w: _Watch, state: UnitState, http: HttpProbe) -> UnitHealth | None:
+    """A stable unit's health check: healthy when it answers 2xx (no check: healthy)."""
+    probe = w.spec.probe
+    if probe is None:
+        return UnitHealth(
+            w.spec.name, True, "active and stable", state.active_state, state.sub_state
+        )
+    try:
+        code = http.status(probe.url, min(2.0, probe.timeout_s))
+    except OSError as exc:
+        w.last_probe = str(exc)[:200]
+        return None
+    w.last_probe = f"HTTP {code}"
+    if 200 <= code < 300:
+        detail = f"{probe.url} answered {code}"
+        return UnitHealth(w.spec.name, True, detail, state.active_state, state.sub_state)
+    return None
+
+
+def _timed_out(w: _Watch, state: UnitState) -> UnitHealth:
+    what = (
+        f"health check {w.spec.probe.url} did not pass within "
+        f"{w.spec.probe.timeout_s:g}s (last: {w.last_probe})"
+        if w.spec.probe and w.active_since is not None
+        else f"not active and stable within the timeout ({state.active_state}/{state.sub_state})"
+    )
+    return UnitHealth(w.spec.name, False, what, state.active_state, state.sub_state)
+
+
+def _step(
+    w: _Watch, state: UnitState, now: float, http: HttpProbe, stable_for: float
+) -> UnitHealth | None:
+    """One look at one unit: its verdict, or None while it is still coming up."""
+    failure = _failure(state, w.baseline_restarts)
+    if failure:
+        return UnitHealth(w.spec.name, False, failure, state.active_state, state.sub_state)
+    result = None
+    if not _running(w.spec, state):
+        w.active_since = None
+    elif w.active_since is None or state.main_pid != w.pid:
+        w.active_since, w.pid = now, state.main_pid
+    elif now - w.active_since >= stable_for:
+        result = _probe(w, state, http)
+    if result is None and now >= w.deadline:
+        return _timed_out(w, state)
+    return result
+
+
+def _verdict(watches: Sequence[_Watch]) -> Verdict:
+    results = tuple(
+        w.result or UnitHealth(w.spec.name, False, "not verified (another unit failed first)")
+        for w in watches
+    )
+    failed = [r for r in results if not r.ok and not r.detail.startswith("not verified")]
+    if failed:
+        return Verdict(False, "; ".join(f"{r.unit}: {r.detail}" for r in failed), results)
+    return Verdict(True, f"{len(results)} unit(s) healthy", results)
+
+
 def verify(
     units: Sequence[UnitSpec],
     runtime: Runtime,
@@ -88,70 +147,20 @@ def verify(
         return Verdict(True, "nothing to verify")
     start = clock.monotonic()
     baseline = baseline or {}
-    watches = {
-        u.name: _Watch(
+    watches = [
+        _Watch(
             u,
             baseline.get(u.name, UnitState(u.name)).n_restarts,
             start + (u.probe.timeout_s if u.probe else default_timeout),
         )
         for u in watched
-    }
-    while True:
+    ]
+    while pending := [w for w in watches if w.result is None]:
         now = clock.monotonic()
-        pending = [w for w in watches.values() if w.result is None]
-        if not pending:
-            break
         states = runtime.unit_states([w.spec.name for w in pending])
         for w in pending:
-            state = states[w.spec.name]
-            failure = _failure(state, w.baseline_restarts)
-            if failure:
-                w.result = UnitHealth(
-                    w.spec.name, False, failure, state.active_state, state.sub_state
-                )
-                continue
-            if not _running(w.spec, state):
-                w.active_since = None
-            elif w.active_since is None or state.main_pid != w.pid:
-                w.active_since, w.pid = now, state.main_pid
-            elif now - w.active_since >= stable_for:
-                probe = w.spec.probe
-                if probe is None:
-                    w.result = UnitHealth(
-                        w.spec.name, True, "active and stable", state.active_state, state.sub_state
-                    )
-                    continue
-                try:
-                    code = http.status(probe.url, min(2.0, probe.timeout_s))
-                    w.last_probe = f"HTTP {code}"
-                    if 200 <= code < 300:
-                        w.result = UnitHealth(
-                            w.spec.name,
-                            True,
-                            f"{probe.url} answered {code}",
-                            state.active_state,
-                            state.sub_state,
-                        )
-                        continue
-                except OSError as exc:
-                    w.last_probe = str(exc)[:200]
-            if w.result is None and now >= w.deadline:
-                what = (
-                    f"health check {w.spec.probe.url} did not pass within "
-                    f"{w.spec.probe.timeout_s:g}s (last: {w.last_probe})"
-                    if w.spec.probe and w.active_since is not None
-                    else "not active and stable within the timeout "
-                    f"({state.active_state}/{state.sub_state})"
-                )
-                w.result = UnitHealth(w.spec.name, False, what, state.active_state, state.sub_state)
-        if any(w.result is not None and not w.result.ok for w in watches.values()):
+            w.result = _step(w, states[w.spec.name], now, http, stable_for)
+        if any(w.result is not None and not w.result.ok for w in watches):
             break  # fail fast: no need to wait for the others
         clock.sleep(poll)
-    results = tuple(
-        w.result or UnitHealth(w.spec.name, False, "not verified (another unit failed first)")
-        for w in watches.values()
-    )
-    failed = [r for r in results if not r.ok and not r.detail.startswith("not verified")]
-    if failed:
-        return Verdict(False, "; ".join(f"{r.unit}: {r.detail}" for r in failed), results)
-    return Verdict(True, f"{len(results)} unit(s) healthy", results)
+    return _verdict(watches)

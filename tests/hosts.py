@@ -7,14 +7,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from reconciler import pipeline
+from reconciler.actions import Plan
 from reconciler.apply import Applier
 from reconciler.host.paths import HostLayout, host_layout
-from reconciler.host.testing import FakeRuntime
-from reconciler.plan import Plan
+from reconciler.host.testing import FakeProbe, FakeRuntime
+from reconciler.loop import Host
 from reconciler.render.desired import HostFacts, RenderContext
 from reconciler.secrets.keys import load_key_file
 from reconciler.secrets.sources import KeyRingSecrets, SecretsSource
 from reconciler.state import StateStore, state_path
+from seams.testing import FakeClock
 
 
 @dataclass
@@ -22,6 +24,8 @@ class FolderHost:
     root: Path
     scope: str = "user"
     runtime: FakeRuntime = field(default_factory=FakeRuntime)
+    http: FakeProbe = field(default_factory=FakeProbe)
+    clock: FakeClock = field(default_factory=FakeClock)
 
     def __post_init__(self) -> None:
         env = {"HOME": "/home/atlas"}
@@ -29,17 +33,23 @@ class FolderHost:
             "user" if self.scope == "user" else "system", self.root, env
         )
         self.store = StateStore(state_path(self.layout.on_disk(self.layout.reconciler_dir)))
-        self.ctx = RenderContext(self.layout, HostFacts.current())
+        self.facts = HostFacts.current()
+        self.ctx = RenderContext(self.layout, self.facts)
+
+    @property
+    def host(self) -> Host:
+        """This folder host as the reconcile loop reaches it."""
+        return Host(self.layout, self.runtime, self.http, self.clock, self.facts)
 
     def prepare(self, repo: Path, env: str, key: Path | None = None) -> pipeline.Prepared:
         co = pipeline.fetch(pipeline.Target(str(repo), None, ".", env), self.root / "cache")
         secrets: SecretsSource | None = KeyRingSecrets(load_key_file(key)) if key else None
-        return pipeline.prepare_checkout(co, env, self.ctx, secrets)
+        return pipeline.prepare(co, env, self.ctx, secrets)
 
     def plan(self, repo: Path, env: str, key: Path | None = None) -> tuple[Plan, pipeline.Prepared]:
         prepared = self.prepare(repo, env, key)
-        plan, _ = pipeline.plan_for(prepared, self.ctx, self.store.inventory(), self.runtime)
-        return plan, prepared
+        live = pipeline.LiveHost(self.layout, self.runtime, self.store.inventory())
+        return pipeline.plan_revision(prepared, live).plan, prepared
 
     def converge(self, repo: Path, env: str, key: Path | None = None) -> Plan:
         plan, prepared = self.plan(repo, env, key)

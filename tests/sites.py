@@ -11,7 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.conftest import EXAMPLE
+from tests.conftest import EXAMPLE, PROJECT
 from tests.gitutil import commit, git
 from tests.sysd import PrivateManager
 
@@ -102,23 +102,24 @@ class Site:
                 raise AssertionError(f"the watch loop never answered: {proc.communicate()[0]}")
             time.sleep(0.2)
 
+    def reconcile_args(self) -> list[str]:
+        return [
+            "--repo", str(self.bare), "--ref", "main", "--env", "development", "--scope", "user",
+        ]  # fmt: skip
+
     def reconcile(
         self, *extra: str, env: dict[str, str] | None = None
     ) -> subprocess.CompletedProcess[str]:
-        return self.atlas(
-            "reconcile",
-            "--once",
-            "--repo",
-            str(self.bare),
-            "--ref",
-            "main",
-            "--env",
-            "development",
-            "--scope",
-            "user",
-            *extra,
-            env=env,
-        )
+        return self.atlas("reconcile", "--once", *self.reconcile_args(), *extra, env=env)
+
+    def reconcile_killed_after(self, n: int) -> subprocess.CompletedProcess[str]:
+        """``atlas reconcile --once`` SIGKILLed right after its ``n``th action."""
+        return subprocess.run(
+            [sys.executable, "-m", "tests.crash_driver", str(n), "reconcile", "--once",
+             *self.reconcile_args()],
+            env=self.manager.env, cwd=PROJECT, capture_output=True, text=True, timeout=180,
+            check=False,
+        )  # fmt: skip
 
     def pid(self, unit: str) -> int:
         return int(self.manager.show(unit, "MainPID")["MainPID"])

@@ -218,7 +218,7 @@ def test_rendered_files_hold_values_only_in_0600_env_files(
         ctx = RenderContext(layout, HostFacts.current(), target.invocation)
         co = pipeline.fetch(target, tmp_path / f"cache-{env}")
         keys = KeyRingSecrets(load_key_file(example_keys[env]))
-        rendered = pipeline.prepare_checkout(co, env, ctx, keys).rendered
+        rendered = pipeline.prepare(co, env, ctx, keys).rendered
         env_files = []
         for f in rendered.files:
             path = layout.on_disk(f.path)

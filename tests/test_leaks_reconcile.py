@@ -32,7 +32,7 @@ def test_reconcile_outputs_hold_no_secret_or_plain_hash(
     values = example_values(example_keys)["production"]
     ring = load_key_file(example_keys["production"])
     first = prod_rig.reconciler.cycle()
-    assert first.result == "applied", first.reason
+    assert first.outcome == "applied", first.reason
     # a secret changes, then a revision fails and is rolled back
     secrets_file = "environments/production/secrets.yaml"
     old = next(
@@ -48,13 +48,13 @@ def test_reconcile_outputs_hold_no_secret_or_plain_hash(
         f"    smtp_password: {ring.encrypt('smtp_password', new_value)}",
     )
     second = prod_rig.reconciler.cycle()
-    assert second.result == "applied" and "secret smtp_password changed" in planfmt.as_text(
+    assert second.outcome == "applied" and "secret smtp_password changed" in planfmt.as_text(
         second.plan
     )
     commit(ops_repo, "environments/production/environment.yaml", "port: 8080", "port: 8081")
     prod_rig.http.failing["http://127.0.0.1:8081/"] = None
     third = prod_rig.reconciler.cycle()
-    assert third.result == "rolled-back", third.reason
+    assert third.outcome == "rolled-back", third.reason
 
     secrets = {**values, "smtp_password (new)": new_value}
     env_files = sorted(prod_rig.host.root.rglob("*.env"))

@@ -7,7 +7,6 @@ important paths against a real systemd manager and real services.
 
 from __future__ import annotations
 
-import dataclasses
 import shutil
 import threading
 from collections.abc import Callable
@@ -18,11 +17,9 @@ import pytest
 from reconciler import pipeline
 from reconciler.errors import LockBusy
 from reconciler.host.lock import reconcile_lock
-from reconciler.host.testing import FakeProbe
 from reconciler.loop import Options, Reconciler
 from reconciler.metrics import ReconcilerMetrics
 from reconciler.secrets.sources import SecretsSource
-from seams.testing import FakeClock
 from tests.conftest import EXAMPLE
 from tests.gitutil import commit, git
 from tests.hosts import FolderHost
@@ -38,22 +35,18 @@ class Rig:
         secrets: Callable[[str], SecretsSource | None] = lambda env: None,
     ) -> None:
         self.host = FolderHost(root)
-        self.http = FakeProbe()
-        self.clock = FakeClock()
+        self.http = self.host.http
+        self.clock = self.host.clock
         self.metrics = ReconcilerMetrics()
         self.logs: list[tuple[str, str]] = []
-        target = pipeline.Target(str(repo), "main", ".", env)
         self.reconciler = Reconciler(
-            target,
-            dataclasses.replace(self.host.ctx, invocation=target.invocation),
-            self.host.runtime,
+            pipeline.Target(str(repo), "main", ".", env),
+            self.host.host,
             self.host.store,
             secrets,
-            self.http,
-            self.clock,
-            self.metrics,
-            lambda level, msg: self.logs.append((level, msg)),
-            Options(self_heal=self_heal, stable_for=0.5),
+            metrics=self.metrics,
+            log=lambda level, msg: self.logs.append((level, msg)),
+            options=Options(self_heal=self_heal, stable_for=0.5),
         )
 
     def metric(self, name: str, **labels: str) -> float | None:
@@ -74,13 +67,13 @@ def rig(tmp_path: Path, ops_repo: Path) -> Rig:
 
 def test_first_cycle_applies_and_second_is_synced(rig: Rig, ops_repo: Path) -> None:
     first = rig.reconciler.cycle()
-    assert first.result == "applied", first.reason
+    assert first.outcome == "applied", first.reason
     assert first.revision == git(ops_repo, "rev-parse", "HEAD")
     assert rig.host.runtime.units["atlas-api.service"].running
     history = rig.host.store.history("development")
     assert [r.outcome for r in history] == ["applied"]
     second = rig.reconciler.cycle()
-    assert second.result == "synced" and second.plan is not None and second.plan.empty
+    assert second.outcome == "synced" and second.plan is not None and second.plan.empty
     assert rig.metric("atlas_reconcile_total", result="success") == 2
     sha = first.revision[:12]
     assert (
@@ -102,7 +95,7 @@ def test_health_check_failure_rolls_back(rig: Rig, ops_repo: Path) -> None:
     )
     rig.http.failing["http://127.0.0.1:18081/"] = None  # the new API never answers
     result = rig.reconciler.cycle()
-    assert result.result == "rolled-back", result.reason
+    assert result.outcome == "rolled-back", result.reason
     assert "health check http://127.0.0.1:18081/readyz did not pass" in result.reason
     assert rig.files() == before, "the host is back at the last good revision"
     outcomes = [(r.sha, r.outcome) for r in rig.host.store.history("development")]
@@ -120,13 +113,13 @@ def test_health_check_failure_rolls_back(rig: Rig, ops_repo: Path) -> None:
     # the failed commit is not retried until a new commit arrives
     calls = len(rig.host.runtime.calls)
     again = rig.reconciler.cycle()
-    assert again.result == "failed" and "waiting for a new commit" in again.reason
+    assert again.outcome == "failed" and "waiting for a new commit" in again.reason
     assert len(rig.host.runtime.calls) == calls
     fixed = commit(
         ops_repo, "environments/development/environment.yaml", "port: 18081", "port: 18082"
     )
     rig.http.failing.clear()
-    assert rig.reconciler.cycle().result == "applied"
+    assert rig.reconciler.cycle().outcome == "applied"
     assert rig.host.store.last_applied("development").sha == fixed
 
 
@@ -147,7 +140,7 @@ def test_failed_unit_fails_fast_and_rolls_back(rig: Rig, ops_repo: Path) -> None
     runtime._up = up  # type: ignore[method-assign]
     started = rig.clock.monotonic()
     result = rig.reconciler.cycle()
-    assert result.result == "rolled-back", result.reason
+    assert result.outcome == "rolled-back", result.reason
     assert "atlas-core.service: failed (result exit-code" in result.reason
     assert runtime.units["atlas-core.service"].running
     assert rig.clock.monotonic() - started < 5, "a failed unit must not wait for the timeout"
@@ -159,7 +152,7 @@ def test_invalid_commit_changes_nothing(rig: Rig, ops_repo: Path) -> None:
     calls = len(rig.host.runtime.calls)
     bad = commit(ops_repo, "base/sources.yaml", "interval: 1h", "interval: soon")
     result = rig.reconciler.cycle()
-    assert result.result == "invalid"
+    assert result.outcome == "invalid"
     assert "base/sources.yaml:11: Source/welcome: spec.interval" in result.reason
     assert rig.files() == before
     assert len(rig.host.runtime.calls) == calls
@@ -176,14 +169,14 @@ def test_drift_is_healed(rig: Rig) -> None:
     unit = rig.host.disk("/home/atlas/.config/systemd/user/atlas-core.service")
     unit.write_text(unit.read_text().replace("MemoryMax=268435456", "MemoryMax=999999999"))
     result = rig.reconciler.cycle()
-    assert result.result == "healed"
+    assert result.outcome == "healed"
     assert {(d.kind, d.target.rsplit("/", 1)[-1]) for d in result.drift} == {
         ("unit-stopped", "atlas-api.service"),
         ("file-modified", "atlas-core.service"),
     }
     assert rig.host.runtime.units["atlas-api.service"].running
     assert "MemoryMax=268435456" in unit.read_text()
-    assert rig.reconciler.cycle().result == "synced"
+    assert rig.reconciler.cycle().outcome == "synced"
 
 
 def test_drift_is_only_reported_without_self_heal(tmp_path: Path, ops_repo: Path) -> None:
@@ -191,7 +184,7 @@ def test_drift_is_only_reported_without_self_heal(tmp_path: Path, ops_repo: Path
     rig.reconciler.cycle()
     rig.host.runtime.stop("atlas-monitoring.service")
     result = rig.reconciler.cycle()
-    assert result.result == "drift"
+    assert result.outcome == "drift"
     assert not rig.host.runtime.units["atlas-monitoring.service"].running
     assert rig.metric("atlas_drift_resources", kind="unit-stopped") == 1
 
@@ -201,8 +194,7 @@ def test_interrupted_restart_is_carried_over(rig: Rig, ops_repo: Path) -> None:
     commit(ops_repo, "base/sources.yaml", "interval: 1h", "interval: 3h")
     # Simulate a run killed after writing files but before restarting atlas-core.
     plan, _prepared = rig.host.plan(ops_repo, "development")
-    from reconciler.apply import action_record
-    from reconciler.plan import WriteFile
+    from reconciler.actions import WriteFile, action_record
     from seams.fsio import write_atomic
 
     dead = rig.host.store.begin_revision("development", _prepared.checkout.revision, "manual")
@@ -215,7 +207,7 @@ def test_interrupted_restart_is_carried_over(rig: Rig, ops_repo: Path) -> None:
             rig.host.store.journal_done("dead-run", i)
     pid_before = rig.host.runtime.units["atlas-core.service"].main_pid
     result = rig.reconciler.cycle()
-    assert result.result == "applied", result.reason
+    assert result.outcome == "applied", result.reason
     assert ("restart", "atlas-core.service") in [(a.verb, a.target) for a in result.plan.actions]
     assert rig.host.runtime.units["atlas-core.service"].main_pid != pid_before
     assert rig.host.store.journal_pending() == []
@@ -230,7 +222,7 @@ def test_unreachable_remote_keeps_the_host_running(tmp_path: Path, ops_repo: Pat
     before = rig.files()
     shutil.rmtree(ops_repo)
     result = rig.reconciler.cycle()
-    assert result.result == "fetch-failed"
+    assert result.outcome == "fetch-failed"
     assert "cannot fetch" in result.reason or "does not exist" in result.reason
     assert rig.files() == before
     assert rig.host.runtime.units["atlas-api.service"].running
@@ -241,10 +233,10 @@ def test_manual_rollback_to_the_previous_revision(rig: Rig, ops_repo: Path) -> N
     second = commit(ops_repo, "base/sources.yaml", "interval: 1h", "interval: 2h")
     assert rig.reconciler.cycle().revision == second
     result = rig.reconciler.rollback()
-    assert result.result == "rolled-back", result.reason
+    assert result.outcome == "rolled-back", result.reason
     assert rig.host.store.last_applied("development").sha == first
     # the rolled-back head is not re-applied by the next cycle
-    assert rig.reconciler.cycle().result == "failed"
+    assert rig.reconciler.cycle().outcome == "failed"
     assert rig.host.store.last_applied("development").sha == first
 
 
@@ -267,7 +259,7 @@ def test_a_second_reconcile_waits_or_exits_clearly(rig: Rig) -> None:
     finally:
         release.set()
         thread.join()
-    assert rig.reconciler.cycle().result == "applied"
+    assert rig.reconciler.cycle().outcome == "applied"
 
 
 def test_the_reconcilers_own_restart_waits_until_the_run_is_recorded(
@@ -282,12 +274,12 @@ def test_the_reconcilers_own_restart_waits_until_the_run_is_recorded(
     )
     rig = Rig(tmp_path / "root", ops_repo)
     rig.reconciler.options.self_unit = "atlas-reconciler.service"
-    assert rig.reconciler.cycle().result == "applied"
+    assert rig.reconciler.cycle().outcome == "applied"
     assert rig.host.runtime.units["atlas-reconciler.service"].running
     commit(ops_repo, env, "interval: 1m}", "interval: 2m}")
     rig.host.runtime.calls.clear()
     result = rig.reconciler.cycle()
-    assert result.result == "applied", result.reason
+    assert result.outcome == "applied", result.reason
     assert ("restart", "atlas-reconciler.service") in [
         (a.verb, a.target) for a in result.plan.actions
     ]
@@ -303,13 +295,13 @@ def test_the_cache_keeps_only_what_a_rollback_may_need(rig: Rig, ops_repo: Path)
     first = rig.reconciler.cycle().revision
     for hours in (2, 3):
         commit(ops_repo, "base/sources.yaml", f"interval: {hours - 1}h", f"interval: {hours}h")
-        assert rig.reconciler.cycle().result == "applied"
+        assert rig.reconciler.cycle().outcome == "applied"
     trees = lambda: sorted(p.name for p in rig.reconciler.cache.glob("*/trees/*"))  # noqa: E731
     assert len(trees()) == 3
     rig.reconciler._prune_cache(keep_revisions=1)
     assert trees() == [rig.host.store.last_applied("development").sha]
     # a pruned git revision is exported again from the mirror when a rollback needs it
-    assert rig.reconciler.rollback(first[:12]).result == "rolled-back"
+    assert rig.reconciler.rollback(first[:12]).outcome == "rolled-back"
     assert first in trees()
 
 
@@ -331,9 +323,9 @@ def test_folder_snapshots_are_pruned_too(tmp_path: Path) -> None:
 def test_carried_over_actions_skip_units_the_plan_launches_anyway() -> None:
     from pathlib import PurePosixPath
 
-    from reconciler.apply import carried_over
+    from reconciler.actions import Plan, Restart, Start
     from reconciler.model import Revision
-    from reconciler.plan import Plan, Restart, Start
+    from reconciler.plan import carried_over
     from reconciler.render.desired import Rendered, UnitSpec
 
     unit = UnitSpec(

@@ -39,7 +39,7 @@ def render_into_manager(repo: Path, manager: Any, tmp_path: Path) -> Any:
     layout = host_layout("user", Path("/"), manager.env)
     ctx = RenderContext(layout, HostFacts.current())
     target = pipeline.Target(str(repo), None, ".", "development")
-    prepared = pipeline.prepare_checkout(
+    prepared = pipeline.prepare(
         pipeline.fetch(target, tmp_path / "git-cache"), "development", ctx, None
     )
     for f in prepared.rendered.files:

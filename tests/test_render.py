@@ -41,7 +41,7 @@ def render_env(env: str, scope: str, root: Path, keys: dict[str, Path]) -> Rende
     )
     co = pipeline.fetch(pipeline.Target(str(EXAMPLE), None, ".", env), root / "cache")
     secrets = KeyRingSecrets(load_key_file(keys[env])) if env in keys else None
-    return pipeline.prepare_checkout(co, env, ctx, secrets).rendered
+    return pipeline.prepare(co, env, ctx, secrets).rendered
 
 
 def write_out(rendered: Rendered, root: Path, scope: str) -> Path:
@@ -234,7 +234,7 @@ def test_an_installation_under_tmp_is_bound_into_the_sandbox(tmp_path: Path, mon
         HostFacts("/tmp/checkout/.venv/bin/python", ("/tmp/checkout",)),
         ReconcilerInvocation("https://git.example.com/m.git", "main"),
     )
-    dev = pipeline.prepare_checkout(
+    dev = pipeline.prepare(
         pipeline.fetch(pipeline.Target(str(EXAMPLE), None, ".", "development"), tmp_path / "cache"),
         "development",
         ctx,

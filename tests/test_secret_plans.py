@@ -144,7 +144,7 @@ def digests_of(repo: GitRepo, ref: str, key: Path, cache: Path) -> dict[str, str
     layout = host_layout("user", cache / "host", os.environ)
     ctx = RenderContext(layout, HostFacts.current(), None)
     co = pipeline.fetch(pipeline.Target(str(repo.path), ref, ".", "production"), cache)
-    prepared = pipeline.prepare_checkout(co, "production", ctx, KeyRingSecrets(load_key_file(key)))
+    prepared = pipeline.prepare(co, "production", ctx, KeyRingSecrets(load_key_file(key)))
     return {n: v.digest for n, v in prepared.desired.secrets.items()}
 
 
@@ -208,7 +208,7 @@ def _apply_by_hand(repo: GitRepo, ref: str, key: Path, root: Path, cache: Path) 
     target = pipeline.Target(str(repo.path), ref, ".", "production")
     ctx = RenderContext(layout, HostFacts.current(), target.invocation)
     co = pipeline.fetch(target, cache)
-    prepared = pipeline.prepare_checkout(co, "production", ctx, KeyRingSecrets(load_key_file(key)))
+    prepared = pipeline.prepare(co, "production", ctx, KeyRingSecrets(load_key_file(key)))
     for f in prepared.rendered.files:
         path = layout.on_disk(f.path)
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -208,7 +208,7 @@ def test_sigkill_after_each_action_still_converges(site: Site) -> None:
         git(site.work, "reset", "-q", "--hard", target)
         site.push("--force")
         core_pid = site.pid("atlas-core.service")
-        killed = site.reconcile(env={"ATLAS_DEBUG_KILL_AFTER_ACTION": str(n)})
+        killed = site.reconcile_killed_after(n)
         assert killed.returncode == -signal.SIGKILL, (n, killed.stderr)
         finished = site.reconcile()
         assert finished.returncode == 0, (n, finished.stdout, finished.stderr)

@@ -15,12 +15,10 @@ from pathlib import Path
 import httpx
 
 from reconciler import pipeline
-from reconciler.host.testing import FakeProbe
 from reconciler.loop import CycleResult, Options, Reconciler
 from reconciler.metrics import ReconcilerMetrics
 from reconciler.watch.refs import RefsWatcher
 from reconciler.watch.server import ReconcilerServer, signature
-from seams.testing import FakeClock
 from tests.gitutil import commit, git
 from tests.hosts import FolderHost
 
@@ -41,15 +39,11 @@ class Watching:
         self.metrics = ReconcilerMetrics()
         self.reconciler = Reconciler(
             pipeline.Target(repo, ref, ".", "development"),
-            self.host.ctx,
-            self.host.runtime,
+            self.host.host,
             self.host.store,
             lambda env: None,
-            FakeProbe(),
-            FakeClock(),
-            self.metrics,
-            None,
-            Options(stable_for=0.1),
+            metrics=self.metrics,
+            options=Options(stable_for=0.1),
         )
         self.stop, self.wake = threading.Event(), threading.Event()
         self.results: list[CycleResult] = []
@@ -109,7 +103,7 @@ def test_a_new_commit_in_a_local_repository_is_applied_within_a_second(
         pushed_at = time.monotonic()
         git(work, "push", "-q", "origin", "main")
         result = w.wait_for(2, timeout=10)
-        assert result.result == "applied" and result.revision == new
+        assert result.outcome == "applied" and result.revision == new
         assert time.monotonic() - pushed_at < 3.0  # well within the 60 s poll interval
     finally:
         watcher.stop()

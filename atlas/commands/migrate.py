@@ -4,7 +4,8 @@ Files are rewritten in place, keeping comments, key order and quoting; documents
 already current are left alone, so running it twice changes nothing the second
 time. ``--dry-run`` (or ``--check``) shows what would change and exits 2 when
 something would. A file that cannot be converted stops the command before any file
-is written. What changes between versions: reconciler/migrate.py, docs/migrations.md.
+is written. What changes between versions: reconciler/manifests/migrate.py,
+docs/migrations.md.
 """
 
 from __future__ import annotations
@@ -13,12 +14,13 @@ import argparse
 import difflib
 import sys
 from pathlib import Path
-from typing import Any
 
-from atlas.commands.args import EXIT_CHANGES, EXIT_OK, add_output
+import reconciler
+from atlas.commands.args import EXIT_CHANGES, EXIT_OK, Subparsers, add_output
+from atlas.commands.common import print_json
 
 
-def register(sub: Any) -> None:
+def register(sub: Subparsers) -> None:
     p = sub.add_parser(
         "migrate",
         help="convert manifests of an older apiVersion to the current one",
@@ -38,33 +40,10 @@ def register(sub: Any) -> None:
 
 
 def migrate(args: argparse.Namespace) -> int:
-    from atlas.commands.common import print_json
-    from reconciler.errors import ManifestError, Problem, UsageError
-    from reconciler.manifests.migrate import FileMigration, manifest_paths, migrate_text
-    from reconciler.manifests.yamledit import write_atomic
-
-    results: list[FileMigration] = []
-    problems: list[Problem] = []
-    for target in args.paths:
-        if not target.exists():
-            raise UsageError(f"{target}: no such file or folder")
-        for path in manifest_paths(target):
-            shown = str(path)
-            try:
-                text = path.read_text(encoding="utf-8")
-            except (OSError, UnicodeDecodeError):
-                problems.append(Problem(shown, 0, "", "cannot read file as UTF-8 text"))
-                continue
-            try:
-                results.append(migrate_text(text, path, shown))
-            except ManifestError as exc:
-                problems.extend(exc.problems)
-    if problems:
-        raise ManifestError(problems)
+    results = reconciler.migrate_paths(args.paths)
     changed = [r for r in results if r.changed]
     if not args.dry_run:
-        for r in changed:
-            write_atomic(r.path, r.after.encode("utf-8"))
+        reconciler.write_migrations(changed)
     if args.output == "json":
         print_json(
             {

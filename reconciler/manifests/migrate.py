@@ -1,7 +1,7 @@
 """Convert manifests of an older apiVersion to the current one (``atlas migrate``).
 
 Validation refuses an older apiVersion with a message naming ``atlas migrate PATH``
-(``SUPERSEDED`` below feeds ``validate.SUPERSEDED_API_VERSIONS``); this module is
+(``SUPERSEDED`` below feeds ``envelope.SUPERSEDED_API_VERSIONS``); this module is
 the one place that knows what changed. ``convert`` is pure: it edits one document
 (a plain dict or a ruamel mapping) in place and says what it did; ``migrate_text``
 applies it to every document of a file through a round trip that keeps comments,
@@ -33,12 +33,12 @@ Secret *names* and encrypted values are untouched, so tokens stay bound to their
 
 from __future__ import annotations
 
-from collections.abc import Iterator, MutableMapping
+from collections.abc import Iterable, Iterator, MutableMapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from reconciler.errors import ManifestError, Problem
+from reconciler.errors import ManifestError, Problem, UsageError
 from reconciler.manifests.load import MANIFEST_SUFFIXES
 
 if TYPE_CHECKING:  # ruamel.yaml loads only when something is migrated
@@ -220,3 +220,36 @@ def manifest_paths(target: Path) -> Iterator[Path]:
             continue
         if path.suffix in MANIFEST_SUFFIXES and path.is_file():
             yield path
+
+
+def migrate_paths(targets: Iterable[Path]) -> list[FileMigration]:
+    """Every manifest file under ``targets``, converted in memory. Nothing is written:
+    a file that cannot be read or converted is a ManifestError listing every problem."""
+    results: list[FileMigration] = []
+    problems: list[Problem] = []
+    for target in targets:
+        if not target.exists():
+            raise UsageError(f"{target}: no such file or folder")
+        for path in manifest_paths(target):
+            shown = str(path)
+            try:
+                text = path.read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError):
+                problems.append(Problem(shown, 0, "", "cannot read file as UTF-8 text"))
+                continue
+            try:
+                results.append(migrate_text(text, path, shown))
+            except ManifestError as exc:
+                problems.extend(exc.problems)
+    if problems:
+        raise ManifestError(problems)
+    return results
+
+
+def write(migrations: Iterable[FileMigration]) -> None:
+    """Replace each changed file atomically, keeping its mode."""
+    from reconciler.manifests.yamledit import write_atomic
+
+    for m in migrations:
+        if m.changed:
+            write_atomic(m.path, m.after.encode("utf-8"))

@@ -13,7 +13,7 @@ One checker per kind (``CHECKS``); each appends located Problems.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -50,6 +50,15 @@ def secret_refs(m: Manifest) -> Iterator[tuple[PathKey, str]]:
         value = reconciler.get("webhookSecret") if isinstance(reconciler, dict) else None
         if isinstance(value, str):
             yield ("spec", "reconciler", "webhookSecret"), value
+
+
+def referenced_secrets(manifests: Iterable[Manifest]) -> dict[str, str]:
+    """Secret name → the Kind/name that first refers to it."""
+    refs: dict[str, str] = {}
+    for m in manifests:
+        for _path, name in secret_refs(m):
+            refs.setdefault(name, m.ref)
+    return refs
 
 
 @dataclass

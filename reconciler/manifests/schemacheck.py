@@ -88,7 +88,7 @@ def compile_schema(schema: Any) -> Check:
     return lambda v: all(check(v) for check in checks)
 
 
-def _keyword(keyword: str, value: Any, schema: dict[str, Any]) -> Check:
+def _scalar(keyword: str, value: Any, schema: dict[str, Any]) -> Check | None:
     if keyword == "type":
         names = [value] if isinstance(value, str) else list(value)
         for n in names:
@@ -108,20 +108,29 @@ def _keyword(keyword: str, value: Any, schema: dict[str, Any]) -> Check:
     if keyword == "pattern":
         rx = re.compile(value)
         return lambda v: not isinstance(v, str) or rx.search(v) is not None
-    if keyword in ("minLength", "maxLength"):
-        limit = value
-        if keyword == "minLength":
-            return lambda v: not isinstance(v, str) or len(v) >= limit
-        return lambda v: not isinstance(v, str) or len(v) <= limit
-    if keyword in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
-        bound = value
-        test: Callable[[Any], bool] = {
-            "minimum": lambda x: x >= bound,
-            "maximum": lambda x: x <= bound,
-            "exclusiveMinimum": lambda x: x > bound,
-            "exclusiveMaximum": lambda x: x < bound,
-        }[keyword]
-        return lambda v: not _is_type(v, "number") or test(v)
+    if keyword == "minLength":
+        return lambda v: not isinstance(v, str) or len(v) >= value
+    if keyword == "maxLength":
+        return lambda v: not isinstance(v, str) or len(v) <= value
+    return None
+
+
+_BOUNDS: dict[str, Callable[[Any, Any], bool]] = {
+    "minimum": lambda x, bound: x >= bound,
+    "maximum": lambda x, bound: x <= bound,
+    "exclusiveMinimum": lambda x, bound: x > bound,
+    "exclusiveMaximum": lambda x, bound: x < bound,
+}
+
+
+def _number(keyword: str, value: Any, schema: dict[str, Any]) -> Check | None:
+    test = _BOUNDS.get(keyword)
+    if test is None:
+        return None
+    return lambda v: not _is_type(v, "number") or test(v, value)
+
+
+def _object(keyword: str, value: Any, schema: dict[str, Any]) -> Check | None:
     if keyword == "required":
         names = list(value)
         return lambda v: not isinstance(v, dict) or all(n in v for n in names)
@@ -142,26 +151,31 @@ def _keyword(keyword: str, value: Any, schema: dict[str, Any]) -> Check:
     if keyword == "propertyNames":
         names_ok = compile_schema(value)
         return lambda v: not isinstance(v, dict) or all(names_ok(k) for k in v)
+    return None
+
+
+def _array(keyword: str, value: Any, schema: dict[str, Any]) -> Check | None:
     if keyword == "items":
         item = compile_schema(value)
         return lambda v: not isinstance(v, list) or all(item(x) for x in v)
-    if keyword in ("minItems", "maxItems"):
-        limit = value
-        if keyword == "minItems":
-            return lambda v: not isinstance(v, list) or len(v) >= limit
-        return lambda v: not isinstance(v, list) or len(v) <= limit
+    if keyword == "minItems":
+        return lambda v: not isinstance(v, list) or len(v) >= value
+    if keyword == "maxItems":
+        return lambda v: not isinstance(v, list) or len(v) <= value
     if keyword == "uniqueItems":
         if not value:
             return lambda _: True
         return lambda v: not isinstance(v, list) or len({_canonical(x) for x in v}) == len(v)
-    if keyword == "allOf":
+    return None
+
+
+def _combinator(keyword: str, value: Any, schema: dict[str, Any]) -> Check | None:
+    if keyword in ("allOf", "anyOf", "oneOf"):
         subs = [compile_schema(s) for s in value]
-        return lambda v: all(s(v) for s in subs)
-    if keyword == "anyOf":
-        subs = [compile_schema(s) for s in value]
-        return lambda v: any(s(v) for s in subs)
-    if keyword == "oneOf":
-        subs = [compile_schema(s) for s in value]
+        if keyword == "allOf":
+            return lambda v: all(s(v) for s in subs)
+        if keyword == "anyOf":
+            return lambda v: any(s(v) for s in subs)
         return lambda v: sum(1 for s in subs if s(v)) == 1
     if keyword == "not":
         sub = compile_schema(value)
@@ -171,4 +185,15 @@ def _keyword(keyword: str, value: Any, schema: dict[str, Any]) -> Check:
         then = compile_schema(schema.get("then", True))
         otherwise = compile_schema(schema.get("else", True))
         return lambda v: then(v) if cond(v) else otherwise(v)
+    return None
+
+
+_FAMILIES = (_scalar, _number, _object, _array, _combinator)
+
+
+def _keyword(keyword: str, value: Any, schema: dict[str, Any]) -> Check:
+    for family in _FAMILIES:
+        check = family(keyword, value, schema)
+        if check is not None:
+            return check
     raise Unsupported(keyword)

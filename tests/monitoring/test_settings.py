@@ -33,7 +33,7 @@ def rendered_monitoring_config(env: str, tmp: Path, key: Path | None) -> dict[st
     co = pipeline.fetch(target, tmp / "cache")
     ctx = RenderContext(layout, HostFacts("/usr/bin/python3"), target.invocation)
     secrets = KeyRingSecrets(load_key_file(key)) if key else None
-    prepared = pipeline.prepare_checkout(co, env, ctx, secrets)
+    prepared = pipeline.prepare(co, env, ctx, secrets)
     f = prepared.rendered.file(PurePosixPath("/etc/atlas/monitoring.json"))
     assert f is not None
     data: dict[str, Any] = json.loads(f.content)

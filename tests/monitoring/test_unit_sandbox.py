@@ -27,7 +27,7 @@ def render_monitoring(manager, tmp_path: Path) -> dict[str, Path]:  # type: igno
     target = pipeline.Target(str(EXAMPLE), None, ".", "development")
     co = pipeline.fetch(target, tmp_path / "cache")
     ctx = RenderContext(layout, HostFacts.current(), target.invocation)
-    rendered = pipeline.prepare_checkout(co, "development", ctx, None).rendered
+    rendered = pipeline.prepare(co, "development", ctx, None).rendered
     written = {}
     for f in rendered.files:
         if f.component != "monitoring":

@@ -1,0 +1,256 @@
+"""The composition root: the reconciler wired to a real host, as a command asks for it.
+
+A command says how it reaches the host (``Access``: scope, ``--root``, the process
+environment, ``--key-file``) and what to converge to (``TargetArgs``); this module
+builds the real seams — ``systemctl``, httpx probes, the system clock, the state
+database, key files — and hands them to the loop, the planner or the status
+report. ``atlas`` commands call these functions and print what they return; tests
+call them too (with ``on_action`` to kill a run between two actions), so what a
+test drives is what a command runs.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import ExitStack
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+from reconciler import pipeline, review, status
+from reconciler.actions import Action, Plan
+from reconciler.errors import ReconcilerError, UsageError
+from reconciler.host.paths import HostLayout, Scope, host_layout
+from reconciler.host.probe import HttpxProbe
+from reconciler.host.runtime import Systemctl
+from reconciler.inventory import Inventory
+from reconciler.loop import Host, Options, Reconciler
+from reconciler.metrics import ReconcilerMetrics
+from reconciler.model import ReconcilerInvocation
+from reconciler.record import CycleResult, Log
+from reconciler.render.desired import HostFacts, RenderContext
+from reconciler.secrets.sources import SecretsSource, key_file_secrets
+from reconciler.state import StateStore, state_path
+from reconciler.watch.daemon import Daemon, DaemonSettings
+from seams.clock import SystemClock
+from seams.notify import Notifier
+
+
+def _quiet(level: str, message: str) -> None:
+    return None
+
+
+@dataclass(frozen=True)
+class Access:
+    """How a command reaches this host."""
+
+    scope: Scope
+    root: Path
+    environ: Mapping[str, str]
+    key_file: Path | None = None
+
+    @cached_property
+    def layout(self) -> HostLayout:
+        return host_layout(self.scope, self.root, self.environ)
+
+    @property
+    def facts(self) -> HostFacts:
+        return HostFacts.current(self.environ.get("ATLAS_PYTHON"))
+
+    @property
+    def state_path(self) -> Path:
+        return state_path(self.layout.on_disk(self.layout.reconciler_dir))
+
+    def secrets_for(self, env: str) -> SecretsSource | None:
+        return key_file_secrets(
+            env,
+            self.key_file,
+            self.environ.get("ATLAS_SECRETS_KEY_FILE"),
+            self.layout.on_disk(self.layout.config_dir),
+        )
+
+    def runtime(self) -> Systemctl:
+        return Systemctl(self.scope, self.environ)
+
+    def store(self, must_exist: bool = False) -> StateStore:
+        if must_exist and not self.state_path.exists():
+            raise UsageError(
+                f"no reconciler state at {self.state_path}: nothing was reconciled on this "
+                f"host (scope {self.scope}) yet"
+            )
+        return StateStore(self.state_path)
+
+    def host(self) -> Host:
+        return Host(self.layout, self.runtime(), HttpxProbe(), SystemClock(), self.facts)
+
+
+@dataclass(frozen=True)
+class TargetArgs:
+    """What a command line says to converge to; the gaps come from the last reconcile."""
+
+    repo: str | None = None
+    ref: str | None = None
+    path: str | None = None
+    environment: str | None = None
+
+    def resolve(self, last: Mapping[str, str | None]) -> pipeline.Target:
+        env = self.environment or last.get("environment")
+        if not env:
+            raise UsageError(
+                "--env is required (no earlier reconcile on this host to take it from)"
+            )
+        repo = self.repo or last.get("repo") or "."
+        ref = self.ref if self.ref is not None else (last.get("ref") if not self.repo else None)
+        path = self.path or last.get("path") or "."
+        return pipeline.Target(repo, ref, path, env)
+
+
+def remember(store: StateStore, target: pipeline.Target) -> None:
+    """Later commands (status, rollback, a bare ``reconcile``) default to this target."""
+    store.set_target(
+        {
+            "repo": target.invocation.repo,
+            "ref": target.ref,
+            "path": target.path,
+            "environment": target.environment,
+        }
+    )
+
+
+def reconciler(
+    access: Access,
+    store: StateStore,
+    target: pipeline.Target,
+    *,
+    self_heal: bool = True,
+    lock_wait: float = 0.0,
+    log: Log = _quiet,
+    on_action: Callable[[Action], None] | None = None,
+) -> Reconciler:
+    return Reconciler(
+        target,
+        access.host(),
+        store,
+        access.secrets_for,
+        metrics=ReconcilerMetrics(),
+        log=log,
+        options=Options(
+            self_heal=self_heal,
+            lock_wait=lock_wait,
+            on_action=on_action,
+            self_unit=access.environ.get("ATLAS_UNIT") or None,
+        ),
+    )
+
+
+def reconcile_once(
+    access: Access,
+    args: TargetArgs,
+    *,
+    self_heal: bool = True,
+    lock_wait: float = 0.0,
+    log: Log = _quiet,
+    on_action: Callable[[Action], None] | None = None,
+) -> CycleResult:
+    """``atlas reconcile --once``."""
+    store = access.store()
+    target = args.resolve(store.target())
+    remember(store, target)
+    rec = reconciler(
+        access,
+        store,
+        target,
+        self_heal=self_heal,
+        lock_wait=lock_wait,
+        log=log,
+        on_action=on_action,
+    )
+    return rec.cycle("manual")
+
+
+def run_daemon(
+    access: Access,
+    args: TargetArgs,
+    settings: DaemonSettings,
+    *,
+    self_heal: bool = True,
+    lock_wait: float = 300.0,
+    log: Log = _quiet,
+) -> None:
+    """``atlas reconcile --watch``: until SIGTERM."""
+    store = access.store()
+    target = args.resolve(store.target())
+    remember(store, target)
+    rec = reconciler(access, store, target, self_heal=self_heal, lock_wait=lock_wait, log=log)
+    Daemon(rec, settings, Notifier.from_environ(access.environ), log).run()
+
+
+def rollback(
+    access: Access, args: TargetArgs, to_sha: str | None, *, lock_wait: float, log: Log = _quiet
+) -> CycleResult:
+    """``atlas rollback``."""
+    store = access.store(must_exist=True)
+    target = args.resolve(store.target())
+    return reconciler(access, store, target, lock_wait=lock_wait, log=log).rollback(to_sha)
+
+
+def _reachable(access: Access) -> Systemctl | None:
+    """The service manager, when this host has one to ask (not for another --root)."""
+    if str(access.root) != "/":
+        return None
+    runtime = access.runtime()
+    try:
+        runtime.system_state()
+    except ReconcilerError:
+        return None  # no manager to ask: unit states unknown
+    return runtime
+
+
+def dry_run(access: Access, args: TargetArgs) -> Plan:
+    """``atlas reconcile --dry-run``: the plan apply would run now; nothing is written
+    (a host that was never reconciled keeps no trace of it either)."""
+    store = StateStore.existing(access.state_path)
+    inventory, pending = Inventory(), []
+    try:  # read what the plan needs and let go of the database at once
+        target = args.resolve(store.target() if store is not None else {})
+        if store is not None:
+            inventory, pending = store.inventory(), store.journal_pending()
+    finally:
+        if store is not None:
+            store.close()
+    with ExitStack() as stack:
+        cache = access.layout.on_disk(access.layout.reconciler_dir) / "git"
+        if not cache.is_dir():
+            cache = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="atlas-dry-")))
+        host = pipeline.LiveHost(access.layout, _reachable(access), inventory, pending)
+        ctx = RenderContext(access.layout, access.facts, target.invocation)
+        secrets = access.secrets_for(target.environment)
+        return pipeline.dry_run(target, ctx, secrets, host, cache).plan
+
+
+def status_report(access: Access, env: str | None) -> status.StatusReport:
+    """``atlas status``."""
+    store = access.store(must_exist=True)
+    return status.report(access.layout, store, env, access.runtime(), HttpxProbe())
+
+
+def pull_request(
+    access: Access, repo: str, base: str, head: str, path: str, envs: Sequence[str] | None
+) -> review.Review:
+    """``atlas plan --base --head``."""
+    explicit = access.key_file is not None or bool(access.environ.get("ATLAS_SECRETS_KEY_FILE"))
+    planned: list[str] = []
+
+    def secrets_for(env: str) -> SecretsSource | None:
+        planned.append(env)
+        if explicit and len(set(planned)) > 1:
+            raise UsageError(
+                "a key file belongs to one environment: plan that one with --env, or rely on "
+                "each environment's default key file (<config dir>/keys/<env>.key)"
+            )
+        return access.secrets_for(env)
+
+    ctx = RenderContext(access.layout, access.facts, ReconcilerInvocation(repo, base, path))
+    with tempfile.TemporaryDirectory(prefix="atlas-plan-") as tmp:
+        return review.review(repo, base, head, path, envs, ctx, secrets_for, Path(tmp))

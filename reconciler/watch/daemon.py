@@ -1,0 +1,116 @@
+"""``atlas reconcile --watch``: the reconcile loop as a service.
+
+Around ``Reconciler.watch`` this wires what a daemon needs: the HTTP endpoint
+(/metrics, /healthz, the signed webhook), the refs watcher of a local repository
+(a new commit wakes the loop within a second), signals (SIGTERM and SIGINT stop
+after the current cycle, SIGHUP reconciles now), and sd_notify — READY=1 after the
+first cycle, STATUS= after each, WATCHDOG=1 while the loop is healthy, STOPPING=1.
+
+The loop is healthy while a cycle ended within three intervals (and ten minutes of
+slack for a long rollout); /healthz and the watchdog both say so.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+from reconciler.errors import UsageError
+from reconciler.loop import Reconciler
+from reconciler.record import CycleResult, Log
+from reconciler.watch.refs import RefsWatcher, git_dir
+from reconciler.watch.server import ReconcilerServer
+from seams.notify import Notifier
+
+
+@dataclass(frozen=True)
+class DaemonSettings:
+    interval: float  # seconds between polls
+    host: str  # where /metrics, /healthz and POST /hooks/git listen
+    port: int
+    webhook_secret: bytes | None  # None: every webhook is refused
+
+
+class Daemon:
+    def __init__(
+        self, rec: Reconciler, settings: DaemonSettings, notifier: Notifier, log: Log
+    ) -> None:
+        self.rec = rec
+        self.settings = settings
+        self.notifier = notifier
+        self.log = log
+        self.stop = threading.Event()
+        self.wake = threading.Event()
+        self.ready = threading.Event()
+        try:
+            self.server = ReconcilerServer(
+                settings.host.strip("[]"),
+                settings.port,
+                rec.metrics.exposition,
+                self.healthy,
+                self.pushed,
+                settings.webhook_secret,
+            )
+        except OSError as exc:
+            raise UsageError(
+                f"cannot listen on {settings.host}:{settings.port}: {exc.strerror}"
+            ) from exc
+
+    def healthy(self) -> bool:
+        age = self.rec.host.clock.monotonic() - self.rec.last_cycle_end
+        return bool(age < 3 * self.settings.interval + 600)
+
+    def pushed(self, reason: str) -> None:
+        self.rec.recorder.push_requested(reason)
+        self.wake.set()
+
+    def shutdown(self, *_: object) -> None:
+        self.stop.set()
+        self.wake.set()
+
+    def _on_cycle(self, result: CycleResult) -> None:
+        level = "info" if result.ok else "error"
+        self.log(level, f"{result.outcome} {result.revision[:12]} {result.reason}".rstrip())
+        if not self.ready.is_set():
+            self.notifier.ready(f"watching {self.rec.target.repo}")
+            self.ready.set()
+        self.notifier.status(f"{result.outcome} {result.revision[:12]}")
+
+    def _ping(self) -> None:
+        interval = self.notifier.watchdog_interval or 10
+        while not self.stop.wait(interval):
+            if self.healthy():
+                self.notifier.watchdog()
+
+    def _refs_watcher(self) -> RefsWatcher | None:
+        repo = Path(self.rec.target.repo)
+        if repo.exists() and git_dir(repo) is not None:
+            return RefsWatcher(repo, self.wake.set)
+        return None
+
+    def run(self) -> None:
+        """Serve and reconcile until SIGTERM or SIGINT."""
+        self.server.start()
+        watcher = self._refs_watcher()
+        if watcher is not None:
+            watcher.start()
+        signal.signal(signal.SIGTERM, self.shutdown)
+        signal.signal(signal.SIGINT, self.shutdown)
+        signal.signal(signal.SIGHUP, lambda *_: self.wake.set())
+        if self.notifier.watchdog_interval:
+            threading.Thread(target=self._ping, name="watchdog", daemon=True).start()
+        t = self.rec.target
+        self.log(
+            "info",
+            f"watching {t.repo} ({t.ref or 'HEAD'}) for {t.environment}; "
+            f"metrics on http://{self.settings.host}:{self.server.port}/metrics",
+        )
+        try:
+            self.rec.watch(self.stop, self.wake, self.settings.interval, self._on_cycle)
+        finally:
+            self.notifier.stopping()
+            self.server.stop()
+            if watcher is not None:
+                watcher.stop()
