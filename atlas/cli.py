@@ -48,7 +48,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     from atlas.errors import AtlasError
-    from reconciler.errors import ManifestError, ReconcilerError
+    from reconciler import ManifestError, ReconcilerError
 
     try:
         result: int = args.handler(args)

@@ -253,4 +253,5 @@ def pull_request(
 
     ctx = RenderContext(access.layout, access.facts, ReconcilerInvocation(repo, base, path))
     with tempfile.TemporaryDirectory(prefix="atlas-plan-") as tmp:
-        return review.review(repo, base, head, path, envs, ctx, secrets_for, Path(tmp))
+        change = review.Change(repo, base, head, path)
+        return review.review(change, envs, ctx, secrets_for, Path(tmp))

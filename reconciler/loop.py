@@ -50,7 +50,7 @@ from reconciler.render.desired import HostFacts, RenderContext, UnitSpec
 from reconciler.secrets.sources import SecretsFor
 from reconciler.source import prune_cache
 from reconciler.state import RevisionRecord, StateStore
-from reconciler.verify import Verdict, verify
+from reconciler.verify import Patience, Verdict, verify
 from seams.clock import Clock
 
 __all__ = ["CycleResult", "Host", "Options", "Reconciler"]
@@ -375,7 +375,7 @@ class Reconciler:
             self.host.http,
             self.host.clock,
             baseline=baseline,
-            stable_for=self.options.stable_for,
+            patience=Patience(stable_for=self.options.stable_for),
         )
 
     def _unit_health(

@@ -1,4 +1,4 @@
-"""Parsing of the duration and size strings used in manifests ("30s", "512M")."""
+"""Durations and sizes as manifests write them ("30s", "512M"), read and shown back."""
 
 from __future__ import annotations
 
@@ -40,3 +40,22 @@ def systemd_timespan(seconds: float) -> str:
             parts.append(f"{whole // size}{unit}")
             whole %= size
     return " ".join(parts)
+
+
+def human_duration(seconds: float) -> str:
+    """``0.1`` → ``100ms``, ``600`` → ``10m``, ``86400`` → ``1d`` (exact units only)."""
+    if seconds < 1:
+        return f"{round(seconds * 1000)}ms"
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds % size == 0:
+            return f"{int(seconds // size)}{unit}"
+    return f"{seconds:g}s"
+
+
+def human_size(size: float) -> str:
+    """``1024`` → ``1K``, ``1073741824`` → ``1G`` (exact units only)."""
+    size = int(size)
+    for unit, factor in (("T", 1024**4), ("G", 1024**3), ("M", 1024**2), ("K", 1024)):
+        if size % factor == 0:
+            return f"{size // factor}{unit}"
+    return str(size)

@@ -58,19 +58,26 @@ def _base_rendered(
         return None
 
 
+@dataclass(frozen=True)
+class Change:
+    """A proposed change: merging ``head`` into ``base`` of ``repo`` (manifests at ``path``)."""
+
+    repo: str
+    base: str
+    head: str
+    path: str = "."
+
+
 def review(
-    repo: str,
-    base: str,
-    head: str,
-    path: str,
+    change: Change,
     environments: Sequence[str] | None,
     ctx: RenderContext,
     secrets_for: SecretsFor,
     cache_dir: Path,
 ) -> Review:
-    """Plan the change from ``base`` to ``head`` for ``environments`` (default: all of head)."""
-    base_co = checkout(repo, base, path, cache_dir, fetch=True)
-    head_co = checkout(repo, head, path, cache_dir, fetch=False)
+    """Plan ``change`` for ``environments`` (default: every environment of head)."""
+    base_co = checkout(change.repo, change.base, change.path, cache_dir, fetch=True)
+    head_co = checkout(change.repo, change.head, change.path, cache_dir, fetch=False)
     base_repo, head_repo = load_repository(base_co.root), load_repository(head_co.root)
     out = []
     for env in environments or environment_names(head_repo):

@@ -130,6 +130,13 @@ def _verdict(watches: Sequence[_Watch]) -> Verdict:
     return Verdict(True, f"{len(results)} unit(s) healthy", results)
 
 
+@dataclass(frozen=True)
+class Patience:
+    stable_for: float = 1.0  # seconds a unit keeps its PID and restart count
+    default_timeout: float = 30.0  # for a unit without a health check of its own
+    poll: float = 0.1
+
+
 def verify(
     units: Sequence[UnitSpec],
     runtime: Runtime,
@@ -137,11 +144,14 @@ def verify(
     clock: Clock,
     *,
     baseline: Mapping[str, UnitState] | None = None,
-    stable_for: float = 1.0,
-    default_timeout: float = 30.0,
-    poll: float = 0.1,
+    patience: Patience = Patience(),
 ) -> Verdict:
     """Wait until every unit in ``units`` is healthy, or one fails, or time runs out."""
+    stable_for, default_timeout, poll = (
+        patience.stable_for,
+        patience.default_timeout,
+        patience.poll,
+    )
     watched = [u for u in units if u.start]
     if not watched:
         return Verdict(True, "nothing to verify")

@@ -3,12 +3,13 @@
 A route table ``{(method, path): handler}``; a handler takes a ``Request`` and returns
 a ``Response``. What a server facing a network needs is here once, for all of them:
 
-* every connection has a deadline for its request (``request_timeout``): a client that
-  opens a socket and sends nothing, or trickles its headers, is cut off instead of
+* every connection has a deadline for its whole request (``Limits.request_timeout``,
+  counted from accept to the last byte of the body): a client that opens a socket and
+  sends nothing, or trickles its headers a byte at a time, is cut off instead of
   holding a thread forever;
-* at most ``max_connections`` are served at once; one more is answered 503 and closed
+* at most ``Limits.max_connections`` are served at once; one more is answered 503 and closed
   at once, so a flood cannot exhaust threads or descriptors;
-* request bodies are capped (``max_body``; 413 beyond, and for a missing or bad
+* request bodies are capped (``Limits.max_body``; 413 beyond, and for a missing or bad
   ``Content-Length`` on a POST);
 * a path that exists under another method gets 405 with ``Allow``, an unknown one the
   server's ``not_found`` response; a handler that raises gets 500 and the server goes
@@ -71,14 +72,26 @@ _BUSY = b"HTTP/1.0 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: c
 
 
 class _Server(ThreadingHTTPServer):
+    """Threads bounded by ``slots``; a request not fully received ``timeout`` seconds
+    after its connection was accepted is cut off (one reaper thread for all)."""
+
     daemon_threads = True
     allow_reuse_address = True
 
     def __init__(
-        self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler], slots: int
+        self,
+        address: tuple[str, int],
+        handler: type[BaseHTTPRequestHandler],
+        slots: int,
+        timeout: float,
     ) -> None:
         self._slots = threading.BoundedSemaphore(slots)
+        self._request_timeout = timeout
+        self._deadlines: dict[socket.socket, float] = {}
+        self._lock = threading.Lock()
+        self._closing = threading.Event()
         self.busy_refusals = 0
+        self.cut_off = 0
         super().__init__(address, handler)
 
     def process_request(self, request: Any, client_address: Any) -> None:
@@ -88,9 +101,12 @@ class _Server(ThreadingHTTPServer):
                 request.sendall(_BUSY)
             self.shutdown_request(request)
             return
+        with self._lock:
+            self._deadlines[request] = time.monotonic() + self._request_timeout
         try:
             super().process_request(request, client_address)
         except BaseException:
+            self.received(request)
             self._slots.release()
             raise
 
@@ -98,7 +114,31 @@ class _Server(ThreadingHTTPServer):
         try:
             super().process_request_thread(request, client_address)
         finally:
+            self.received(request)
             self._slots.release()
+
+    def received(self, request: socket.socket) -> None:
+        """The whole request is in (or the connection is over): no deadline any more."""
+        with self._lock:
+            self._deadlines.pop(request, None)
+
+    def reap(self) -> None:
+        """Shut the connections whose request is late (their handler then sees EOF)."""
+        tick = min(0.25, self._request_timeout / 4)
+        while not self._closing.wait(tick):
+            now = time.monotonic()
+            with self._lock:
+                late = [s for s, deadline in self._deadlines.items() if deadline <= now]
+                for s in late:
+                    del self._deadlines[s]
+            for s in late:
+                self.cut_off += 1
+                with contextlib.suppress(OSError):
+                    s.shutdown(socket.SHUT_RDWR)
+
+    def server_close(self) -> None:
+        self._closing.set()
+        super().server_close()
 
 
 class _Server6(_Server):
@@ -106,23 +146,86 @@ class _Server6(_Server):
 
 
 @dataclass(frozen=True)
+class Limits:
+    """What one server allows a client."""
+
+    max_body: int = 1024 * 1024  # bytes of a request body
+    request_timeout: float = 10.0  # seconds to send a whole request
+    max_connections: int = 64  # served at once; more are refused with 503
+
+
+@dataclass(frozen=True)
 class _Config:
     routes: Mapping[tuple[str, str], Handler]
     not_found: Response
-    max_body: int
+    limits: Limits
     observe: Observe | None
-    name: str
+    methods: Mapping[str, tuple[str, ...]]  # path → the methods it has
+
+    @classmethod
+    def of(
+        cls,
+        routes: Mapping[tuple[str, str], Handler],
+        not_found: Response,
+        limits: Limits,
+        observe: Observe | None,
+    ) -> _Config:
+        methods: dict[str, list[str]] = {}
+        for method, path in routes:
+            methods.setdefault(path, []).append(method)
+        paths = {p: tuple(sorted(m)) for p, m in methods.items()}
+        return cls(dict(routes), not_found, limits, observe, paths)
 
 
-def _handler_class(cfg: _Config, request_timeout: float) -> type[BaseHTTPRequestHandler]:
-    methods: dict[str, list[str]] = {}
-    for method, path in cfg.routes:
-        methods.setdefault(path, []).append(method)
+def _read_body(handler: BaseHTTPRequestHandler, limit: int) -> bytes | None:
+    """The request body; None when it is too large or its length is not given."""
+    if handler.command != "POST":
+        return b""
+    raw = handler.headers.get("Content-Length", "0")
+    length = int(raw) if raw.strip().isdigit() else -1
+    if length < 0 or length > limit:
+        return None
+    return handler.rfile.read(length)
 
+
+def _respond(
+    cfg: _Config, handler: BaseHTTPRequestHandler, method: str, path: str, query: str
+) -> tuple[str | None, Response]:
+    """(the route, when the path is known; the response)."""
+    route = cfg.routes.get((method, path))
+    if route is None:
+        if path in cfg.methods:
+            allow = ", ".join(cfg.methods[path])
+            return path, Response(405, b"method not allowed\n", TEXT, {"Allow": allow})
+        return None, cfg.not_found
+    body = _read_body(handler, cfg.limits.max_body)
+    server = handler.server
+    if isinstance(server, _Server):
+        server.received(handler.request)
+    if body is None:
+        return path, Response.text(413, "body too large\n")
+    headers = {k.lower(): v for k, v in handler.headers.items()}
+    try:
+        return path, route(Request(method, path, query, headers, body))
+    except Exception:  # noqa: BLE001 - one bad request must not stop the server
+        return path, Response.text(500, "internal error\n")
+
+
+def _send(handler: BaseHTTPRequestHandler, response: Response) -> None:
+    handler.send_response(response.status)
+    handler.send_header("Content-Type", response.content_type)
+    handler.send_header("Content-Length", str(len(response.body)))
+    for key, value in response.headers.items():
+        handler.send_header(key, value)
+    handler.end_headers()
+    handler.wfile.write(response.body)
+
+
+def _handler_class(cfg: _Config, name: str) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
-        server_version = cfg.name
+        server_version = name
         sys_version = ""
-        timeout = request_timeout  # applied to the socket before the request is read
+        timeout = cfg.limits.request_timeout  # set on the socket before the request is read
 
         def log_message(self, format: str, *args: object) -> None:
             return
@@ -133,43 +236,11 @@ def _handler_class(cfg: _Config, request_timeout: float) -> type[BaseHTTPRequest
         def do_POST(self) -> None:
             self._dispatch("POST")
 
-        def _body(self) -> bytes | None:
-            if self.command != "POST":
-                return b""
-            raw = self.headers.get("Content-Length", "0")
-            length = int(raw) if raw.strip().isdigit() else -1
-            if length < 0 or length > cfg.max_body:
-                return None
-            return self.rfile.read(length)
-
-        def _respond(self, method: str, path: str, query: str) -> tuple[str | None, Response]:
-            handler = cfg.routes.get((method, path))
-            if handler is None:
-                if path in methods:
-                    allow = ", ".join(sorted(methods[path]))
-                    return path, Response(405, b"method not allowed\n", TEXT, {"Allow": allow})
-                return None, cfg.not_found
-            body = self._body()
-            if body is None:
-                return path, Response.text(413, "body too large\n")
-            headers = {k.lower(): v for k, v in self.headers.items()}
-            request = Request(method, path, query, headers, body)
-            try:
-                return path, handler(request)
-            except Exception:  # noqa: BLE001 - one bad request must not stop the server
-                return path, Response.text(500, "internal error\n")
-
         def _dispatch(self, method: str) -> None:
             started = time.perf_counter()
             path, _, query = self.path.partition("?")
-            route, response = self._respond(method, path, query)
-            self.send_response(response.status)
-            self.send_header("Content-Type", response.content_type)
-            self.send_header("Content-Length", str(len(response.body)))
-            for key, value in response.headers.items():
-                self.send_header(key, value)
-            self.end_headers()
-            self.wfile.write(response.body)
+            route, response = _respond(cfg, self, method, path, query)
+            _send(self, response)
             if cfg.observe is not None:
                 cfg.observe(route, method, response.status, time.perf_counter() - started)
 
@@ -187,20 +258,21 @@ class HttpServer:
         *,
         name: str = "atlas",
         not_found: Response = NOT_FOUND,
-        max_body: int = 1024 * 1024,
-        request_timeout: float = 10.0,
-        max_connections: int = 64,
+        limits: Limits = Limits(),
         observe: Observe | None = None,
     ) -> None:
         """Bind now (OSError if the address is taken); serve from ``start``."""
         bare = host.strip("[]")
-        cfg = _Config(dict(routes), not_found, max_body, observe, name)
+        cfg = _Config.of(routes, not_found, limits, observe)
         server_cls = _Server6 if ":" in bare else _Server
         self._server = server_cls(
-            (bare, port), _handler_class(cfg, request_timeout), max_connections
+            (bare, port), _handler_class(cfg, name), limits.max_connections, limits.request_timeout
         )
         self._thread = threading.Thread(
             target=self._server.serve_forever, name=f"{name}-http", daemon=True
+        )
+        self._reaper = threading.Thread(
+            target=self._server.reap, name=f"{name}-reaper", daemon=True
         )
 
     @property
@@ -212,8 +284,14 @@ class HttpServer:
         """Connections refused because ``max_connections`` were being served."""
         return self._server.busy_refusals
 
+    @property
+    def cut_off(self) -> int:
+        """Connections shut because their request was not received in time."""
+        return self._server.cut_off
+
     def start(self) -> None:
         self._thread.start()
+        self._reaper.start()
 
     def stop(self) -> None:
         if self._thread.is_alive():

@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from seams.fsio import TEMP_PREFIX, write_atomic
-from seams.httpserver import HttpServer, Request, Response
+from seams.httpserver import HttpServer, Limits, Request, Response
 from seams.systemd import UnitState, child_env, parse_show
 
 RECORDED = Path(__file__).parent / "fixtures/systemctl/show-systemd-252.txt"
@@ -46,9 +46,7 @@ def server():
             ("GET", "/slow"): slow,
             ("GET", "/broken"): broken,
         },
-        max_body=16,
-        request_timeout=0.5,
-        max_connections=2,
+        limits=Limits(max_body=16, request_timeout=1.0, max_connections=2),
         observe=lambda route, method, status, _s: seen.append((route, method, status)),
     )
     srv.start()
@@ -84,18 +82,28 @@ def test_a_silent_connection_is_cut_off_at_the_request_deadline(server: HttpServ
         started = time.monotonic()
         assert idle.recv(100) == b"", "the server closes a connection that sends nothing"
         assert time.monotonic() - started < 3
+    assert httpx.get(url(server, "/hello")).status_code == 200
+
+
+def test_a_request_trickled_slower_than_the_deadline_is_cut_off(server: HttpServer) -> None:
+    """Each byte comes well within the socket timeout; the whole request does not come
+    within the request deadline (1 s), so the connection is shut, not kept forever."""
     trickle = socket.create_connection(("127.0.0.1", server.port))
     trickle.settimeout(5)
     started = time.monotonic()
     with trickle:
         try:
-            for ch in b"GET /hello HTTP/1.0\r\n":
+            for ch in b"GET /hello HTTP/1.0\r\nX-Padding: slowly\r\n\r\n":
                 trickle.sendall(bytes([ch]))
-                time.sleep(0.1)
+                time.sleep(0.3)
         except OSError:
             pass  # cut off while sending: what we want
-        assert trickle.recv(100) == b""
-    assert time.monotonic() - started < 4
+        try:
+            answer = trickle.recv(100)
+        except OSError:
+            answer = b""
+    assert answer == b"" and time.monotonic() - started < 4
+    assert server.cut_off >= 1
     assert httpx.get(url(server, "/hello")).status_code == 200
 
 

@@ -142,7 +142,7 @@ def _iso(ts: float | None) -> str:
 
 def _duration(text: str, option: str) -> float:
     from atlas.errors import ConfigError
-    from reconciler.quantities import parse_duration
+    from reconciler import parse_duration
 
     try:
         return parse_duration(text)
@@ -154,7 +154,7 @@ def _since(text: str, now: float) -> float:
     from datetime import UTC, datetime
 
     from atlas.errors import ConfigError
-    from reconciler.quantities import parse_duration
+    from reconciler import parse_duration
 
     try:
         return now - parse_duration(text)

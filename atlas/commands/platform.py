@@ -34,7 +34,7 @@ def _positive(text: str) -> int:
 
 
 def _duration(text: str) -> float:
-    from reconciler.quantities import parse_duration
+    from reconciler import parse_duration
 
     try:
         return parse_duration(text)

@@ -38,6 +38,9 @@ from atlas.commands.common import layout_of, print_json
 MAX_VALUE_BYTES = 32 * 1024
 
 
+Command = Callable[..., argparse.ArgumentParser]
+
+
 def register(sub: Subparsers) -> None:
     group = sub.add_parser(
         "secrets",
@@ -68,7 +71,21 @@ def register(sub: Subparsers) -> None:
     p.add_argument("--force", action="store_true", help="replace an existing key file")
     add_output(p)
     p.set_defaults(handler=keygen)
+    _register_values(command)
+    _register_keys(command)
+    p = cmds.add_parser(
+        "textconv",
+        help="git textconv driver: show a Secrets file as names and token fingerprints",
+        description="Print FILE as `git diff` should show it: one line per secret with "
+        "the time it was set and a fingerprint of its encrypted value. Configure with "
+        "`git config diff.atlas-secrets.textconv 'atlas secrets textconv'` and a "
+        "`.gitattributes` line `environments/*/secrets.yaml diff=atlas-secrets`.",
+    )
+    p.add_argument("file", type=Path, metavar="FILE")
+    p.set_defaults(handler=textconv)
 
+
+def _register_values(command: Command) -> None:
     p = command("set", "encrypt a value read from stdin or a hidden prompt")
     p.add_argument("name", metavar="NAME", help="the secret's name, e.g. smtp_password")
     # Catch a value typed on the command line, to refuse it without echoing it.
@@ -96,6 +113,8 @@ def register(sub: Subparsers) -> None:
     add_output(p)
     p.set_defaults(handler=edit_secrets)
 
+
+def _register_keys(command: Command) -> None:
     p = command("rotate", "add a new primary key and re-encrypt every value with it")
     p.add_argument(
         "--drop-old",
@@ -109,17 +128,6 @@ def register(sub: Subparsers) -> None:
     p = command("drop-key", "remove the older keys once every value uses the primary key")
     add_output(p)
     p.set_defaults(handler=drop_keys)
-
-    p = cmds.add_parser(
-        "textconv",
-        help="git textconv driver: show a Secrets file as names and token fingerprints",
-        description="Print FILE as `git diff` should show it: one line per secret with "
-        "the time it was set and a fingerprint of its encrypted value. Configure with "
-        "`git config diff.atlas-secrets.textconv 'atlas secrets textconv'` and a "
-        "`.gitattributes` line `environments/*/secrets.yaml diff=atlas-secrets`.",
-    )
-    p.add_argument("file", type=Path, metavar="FILE")
-    p.set_defaults(handler=textconv)
 
 
 # --------------------------------------------------------------------------- helpers

@@ -1,7 +1,10 @@
 """Compare two versions of a unit file the way NixOS's switch-to-configuration does.
 
 Unit files are INI-like: sections, ``Key=Value`` lines (a key may repeat), comments
-and line continuations. ``classify`` tells what a change needs:
+and line continuations. As in NixOS's ``parseUnit``, a unit is compared as sections of
+keys, each with its values in order: the order of different keys does not matter
+(systemd does not care), the order of one key's values does (``ExecStartPre=``).
+``classify`` tells what a change needs:
 
 * ``none``      only comments or cosmetic [Unit] keys (Description, Documentation) changed
 * ``reenable``  only the [Install] section changed
@@ -43,15 +46,30 @@ def parse(text: str) -> Parsed:
     return sections
 
 
-def _without(parsed: Parsed, drop: dict[str, frozenset[str]]) -> Parsed:
-    return {
-        section: [(k, v) for k, v in entries if k not in drop.get(section, frozenset())]
-        for section, entries in parsed.items()
-    }
+Compared = dict[str, dict[str, list[str]]]  # section → key → values in order
+
+
+def _compared(parsed: Parsed) -> Compared:
+    out: Compared = {}
+    for section, entries in parsed.items():
+        keys = out.setdefault(section, {})
+        for key, value in entries:
+            keys.setdefault(key, []).append(value)
+    return out
+
+
+def _without(parsed: Compared, drop: dict[str, frozenset[str]]) -> Compared:
+    """``parsed`` without the keys in ``drop``; sections left empty go too."""
+    out: Compared = {}
+    for section, keys in parsed.items():
+        kept = {k: v for k, v in keys.items() if k not in drop.get(section, frozenset())}
+        if kept:
+            out[section] = kept
+    return out
 
 
 def classify(old: str, new: str) -> Change:
-    a, b = parse(old), parse(new)
+    a, b = _without(_compared(parse(old)), {}), _without(_compared(parse(new)), {})
     if a == b:
         return "none"
     cosmetic = {"Unit": COSMETIC_UNIT_KEYS}

@@ -110,6 +110,17 @@ _SEQ_TAG = "tag:yaml.org,2002:seq"
 _TIMESTAMP_TAG = "tag:yaml.org,2002:timestamp"
 
 
+def _scalar(node: yaml.ScalarNode, line: int) -> Any:
+    if node.tag == _TIMESTAMP_TAG:
+        return node.value  # keep dates as the text the author wrote
+    if node.tag not in _PLAIN_TAGS:
+        raise _LoadProblem(line, f"unsupported YAML tag {node.tag}")
+    try:
+        return _SCALAR_CONSTRUCTOR.yaml_constructors[node.tag](_SCALAR_CONSTRUCTOR, node)
+    except (yaml.YAMLError, ValueError) as exc:
+        raise _LoadProblem(line, f"invalid scalar {node.value!r}: {exc}") from exc
+
+
 class _Builder:
     """Turns one composed node tree into plain data, recording marks."""
 
@@ -126,20 +137,8 @@ class _Builder:
         if node.tag == _STR_TAG and id(node) not in self.seen:  # the common case, fast
             self.seen.add(id(node))
             return node.value
-        if len(stack) > self.limits.max_depth:
-            raise _LoadProblem(line, f"nesting deeper than {self.limits.max_depth} levels")
         key = id(node)
-        if key in stack:
-            raise _LoadProblem(line, "recursive alias: a node contains itself")
-        if key in self.seen:  # reached again through an alias
-            self.expanded += 1
-            if self.expanded > self.limits.max_alias_expansion:
-                raise _LoadProblem(
-                    line,
-                    "aliases expand to more than "
-                    f"{self.limits.max_alias_expansion} nodes; refusing (alias bomb?)",
-                )
-        self.seen.add(key)
+        self._visit(key, line, stack)
         if isinstance(node, yaml.MappingNode):
             if node.tag != _MAP_TAG:
                 raise _LoadProblem(line, f"unsupported YAML tag {node.tag}")
@@ -151,14 +150,23 @@ class _Builder:
                 self.build(item, (*path, i), (*stack, key)) for i, item in enumerate(node.value)
             ]
         assert isinstance(node, yaml.ScalarNode)
-        if node.tag == _TIMESTAMP_TAG:
-            return node.value  # keep dates as the text the author wrote
-        if node.tag not in _PLAIN_TAGS:
-            raise _LoadProblem(line, f"unsupported YAML tag {node.tag}")
-        try:
-            return _SCALAR_CONSTRUCTOR.yaml_constructors[node.tag](_SCALAR_CONSTRUCTOR, node)
-        except (yaml.YAMLError, ValueError) as exc:
-            raise _LoadProblem(line, f"invalid scalar {node.value!r}: {exc}") from exc
+        return _scalar(node, line)
+
+    def _visit(self, key: int, line: int, stack: tuple[int, ...]) -> None:
+        """Bound the work a document can ask for: depth, recursion, alias expansion."""
+        if len(stack) > self.limits.max_depth:
+            raise _LoadProblem(line, f"nesting deeper than {self.limits.max_depth} levels")
+        if key in stack:
+            raise _LoadProblem(line, "recursive alias: a node contains itself")
+        if key in self.seen:  # reached again through an alias
+            self.expanded += 1
+            if self.expanded > self.limits.max_alias_expansion:
+                raise _LoadProblem(
+                    line,
+                    "aliases expand to more than "
+                    f"{self.limits.max_alias_expansion} nodes; refusing (alias bomb?)",
+                )
+        self.seen.add(key)
 
     def _mapping(self, node: yaml.MappingNode, path: PathKey, stack: tuple[int, ...]) -> Any:
         result: dict[str, Any] = {}

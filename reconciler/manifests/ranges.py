@@ -3,47 +3,19 @@
 The schema checks types, patterns and integer ranges (ports 1–65535, log levels, …);
 these add the ranges of durations and sizes, which the schema can only see as
 strings, and what a database path must look like. ``problems`` is pure: it takes a
-schema-valid ``spec`` and returns (path, message) pairs that validate.py turns into
+schema-valid ``spec`` and returns (path, message) pairs that references.py turns into
 located Problems (file and line of the offending value).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
-from reconciler.quantities import parse_duration, parse_size
-
-# (section, key) → (least, most) seconds
-DURATION_RANGES: dict[tuple[str, str], tuple[float, float]] = {
-    ("database", "busyTimeout"): (0.1, 300),
-    ("core", "timeout"): (1, 600),
-    ("monitoring", "interval"): (1, 3600),
-    ("reconciler", "interval"): (10, 86400),
-}
-# (section, key) → (least, most) bytes
-SIZE_RANGES: dict[tuple[str, str], tuple[int, int]] = {
-    ("core", "maxBodySize"): (1024, 1024**3),
-}
+from reconciler.quantities import human_duration, human_size, parse_duration, parse_size
 
 PathKey = tuple[str | int, ...]
-
-
-def human_duration(seconds: float) -> str:
-    """``0.1`` → ``100ms``, ``600`` → ``10m``, ``86400`` → ``1d`` (exact units only)."""
-    if seconds < 1:
-        return f"{round(seconds * 1000)}ms"
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds % size == 0:
-            return f"{int(seconds // size)}{unit}"
-    return f"{seconds:g}s"
-
-
-def human_size(size: int) -> str:
-    for unit, factor in (("T", 1024**4), ("G", 1024**3), ("M", 1024**2), ("K", 1024)):
-        if size % factor == 0:
-            return f"{size // factor}{unit}"
-    return str(size)
 
 
 def _show(value: Any) -> str:
@@ -61,45 +33,61 @@ def _path_problem(value: str) -> str | None:
     return None
 
 
+@dataclass(frozen=True)
+class Range:
+    what: str  # how the message names the kind of value
+    parse: Callable[[str], float]
+    human: Callable[[Any], str]
+    least: float
+    most: float
+
+
+def _duration(least: float, most: float) -> Range:
+    return Range("duration", parse_duration, human_duration, least, most)
+
+
+def _size(least: int, most: int) -> Range:
+    return Range("size", parse_size, human_size, least, most)
+
+
+# (section, key) of an Environment's spec → the range of its value
+RANGES: dict[tuple[str, str], Range] = {
+    ("database", "busyTimeout"): _duration(0.1, 300),
+    ("core", "timeout"): _duration(1, 600),
+    ("monitoring", "interval"): _duration(1, 3600),
+    ("reconciler", "interval"): _duration(10, 86400),
+    ("core", "maxBodySize"): _size(1024, 1024**3),
+}
+
+
+def _value(spec: Mapping[str, Any], section: str, key: str) -> Any:
+    block = spec.get(section)
+    return block.get(key) if isinstance(block, Mapping) else None
+
+
+def _out_of_range(section: str, key: str, r: Range, value: Any) -> str | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        n = r.parse(value)
+    except ValueError:
+        return None  # the schema reports the shape
+    if r.least <= n <= r.most:
+        return None
+    return (
+        f"spec.{section}.{key}: expected a {r.what} from {r.human(r.least)} "
+        f"to {r.human(r.most)}; got {_show(value)}"
+    )
+
+
 def problems(spec: Mapping[str, Any]) -> list[tuple[PathKey, str]]:
     """(path of the value, message) for each setting out of its range or shape."""
     found: list[tuple[PathKey, str]] = []
-    for (section, key), (least, most) in DURATION_RANGES.items():
-        block = spec.get(section)
-        value = block.get(key) if isinstance(block, Mapping) else None
-        if not isinstance(value, str):
-            continue
-        try:
-            seconds = parse_duration(value)
-        except ValueError:
-            continue  # the schema reports the shape
-        if not least <= seconds <= most:
-            found.append(
-                (
-                    ("spec", section, key),
-                    f"spec.{section}.{key}: expected a duration from {human_duration(least)} "
-                    f"to {human_duration(most)}; got {_show(value)}",
-                )
-            )
-    for (section, key), (low, high) in SIZE_RANGES.items():
-        block = spec.get(section)
-        value = block.get(key) if isinstance(block, Mapping) else None
-        if not isinstance(value, str):
-            continue
-        try:
-            size = parse_size(value)
-        except ValueError:
-            continue
-        if not low <= size <= high:
-            found.append(
-                (
-                    ("spec", section, key),
-                    f"spec.{section}.{key}: expected a size from {human_size(low)} to "
-                    f"{human_size(high)}; got {_show(value)}",
-                )
-            )
-    database = spec.get("database")
-    path = database.get("path") if isinstance(database, Mapping) else None
+    for (section, key), r in RANGES.items():
+        bad = _out_of_range(section, key, r, _value(spec, section, key))
+        if bad:
+            found.append((("spec", section, key), bad))
+    path = _value(spec, "database", "path")
     if isinstance(path, str):
         bad = _path_problem(path)
         if bad:

@@ -14,6 +14,8 @@ stage applies it), so no default is repeated in code.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from dataclasses import dataclass
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
@@ -119,45 +121,89 @@ def _enum_hint(instance: Any, options: list[Any]) -> str:
     return ""
 
 
+@dataclass(frozen=True)
+class _Error:
+    """One jsonschema error, with its values as plain JSON (jsonschema types them loosely)."""
+
+    manifest: Manifest
+    error: jsonschema.ValidationError
+    path: PathKey
+    schema: Any
+    value: Any  # the failing keyword's value in the schema
+    instance: Any
+
+    @property
+    def where(self) -> str:
+        return field_name(self.path)
+
+    def problem(self, message: str, path: PathKey | None = None) -> Problem:
+        return self.manifest.problem(self.path if path is None else path, message)
+
+
+def _additional(e: _Error) -> list[Problem] | None:
+    if not isinstance(e.instance, dict):
+        return None
+    allowed = sorted(e.schema.get("properties", {}))
+    return [
+        e.problem(
+            f"{e.where}: unknown field {key!r}; expected one of: {', '.join(allowed)}",
+            (*e.path, key),
+        )
+        for key in sorted(k for k in e.instance if k not in allowed)
+    ]
+
+
+def _required(e: _Error) -> list[Problem] | None:
+    missing = [k for k in e.value if k not in e.instance]
+    return [e.problem(f"{e.where}: missing required field {k!r}") for k in missing]
+
+
+def _enum(e: _Error) -> list[Problem] | None:
+    options = ", ".join(str(o) for o in e.value)
+    message = f"{e.where}: expected one of {options}; got {show(e.instance)}"
+    return [e.problem(message + _enum_hint(e.instance, e.value))]
+
+
+def _not(e: _Error) -> list[Problem] | None:
+    if e.value != {}:
+        return None
+    spec_type = e.manifest.spec.get("type")
+    return [e.problem(f"{e.where}: field {e.path[-1]!r} does not apply to type {spec_type!r}")]
+
+
+def _one_of(e: _Error) -> list[Problem] | None:
+    if not all(isinstance(s, dict) and set(s) == {"required"} for s in e.value):
+        return None
+    names = " or ".join(s["required"][0] for s in e.value)
+    return [e.problem(f"{e.where}: expected exactly one of {names}")]
+
+
+def _property_names(e: _Error) -> list[Problem] | None:
+    bad = e.instance if isinstance(e.instance, str) else None
+    return [e.problem(f"{e.where}: invalid key {show(bad)}: expected {_expected(e.error)}")]
+
+
+def _plain(e: _Error) -> list[Problem] | None:
+    return [e.problem(f"{e.where}: expected {_expected(e.error)}; got {show(e.instance)}")]
+
+
+_EXPLAIN: dict[str, Callable[[_Error], list[Problem] | None]] = {
+    "additionalProperties": _additional,
+    "required": _required,
+    "enum": _enum,
+    "not": _not,
+    "oneOf": _one_of,
+    "propertyNames": _property_names,
+    **dict.fromkeys(_PLAIN_KEYWORDS, _plain),
+}
+
+
 def _explain(manifest: Manifest, error: jsonschema.ValidationError) -> list[Problem]:
     path: PathKey = tuple(error.absolute_path)
-    where = field_name(path)
-    v = error.validator
-    # jsonschema types these loosely; they are plain JSON values here.
-    schema: Any = error.schema
-    value: Any = error.validator_value
-    instance: Any = error.instance
-    if v == "additionalProperties" and isinstance(instance, dict):
-        allowed = sorted(schema.get("properties", {}))
-        return [
-            manifest.problem(
-                (*path, key),
-                f"{where}: unknown field {key!r}; expected one of: {', '.join(allowed)}",
-            )
-            for key in sorted(k for k in instance if k not in allowed)
-        ]
-    if v == "required":
-        missing = [k for k in value if k not in instance]
-        return [manifest.problem(path, f"{where}: missing required field {k!r}") for k in missing]
-    if v == "enum":
-        options = ", ".join(str(o) for o in value)
-        message = f"{where}: expected one of {options}; got {show(instance)}"
-        return [manifest.problem(path, message + _enum_hint(instance, value))]
-    if v == "not" and value == {}:
-        spec_type = manifest.spec.get("type")
-        message = f"{where}: field {path[-1]!r} does not apply to type {spec_type!r}"
-        return [manifest.problem(path, message)]
-    if v == "oneOf" and all(isinstance(s, dict) and set(s) == {"required"} for s in value):
-        names = " or ".join(s["required"][0] for s in value)
-        return [manifest.problem(path, f"{where}: expected exactly one of {names}")]
-    if v == "propertyNames":
-        bad = instance if isinstance(instance, str) else None
-        message = f"{where}: invalid key {show(bad)}: expected {_expected(error)}"
-        return [manifest.problem(path, message)]
-    if v in _PLAIN_KEYWORDS:
-        message = f"{where}: expected {_expected(error)}; got {show(instance)}"
-        return [manifest.problem(path, message)]
-    return [manifest.problem(path, f"{where}: {error.message}")]
+    e = _Error(manifest, error, path, error.schema, error.validator_value, error.instance)
+    explain = _EXPLAIN.get(str(error.validator))
+    found = explain(e) if explain is not None else None
+    return found if found is not None else [e.problem(f"{e.where}: {error.message}")]
 
 
 # --------------------------------------------------------------------------- defaults

@@ -31,24 +31,26 @@ class Unsupported(Exception):
     """The schema uses a keyword this compiler does not implement."""
 
 
+_TYPES: dict[str, Callable[[Any], bool]] = {
+    "object": lambda v: isinstance(v, dict),
+    "array": lambda v: isinstance(v, list),
+    "string": lambda v: isinstance(v, str),
+    "boolean": lambda v: isinstance(v, bool),
+    "null": lambda v: v is None,
+    # booleans are not numbers in JSON Schema, although Python's bool is an int
+    "number": lambda v: not isinstance(v, bool) and isinstance(v, int | float),
+    "integer": lambda v: (
+        not isinstance(v, bool)
+        and (isinstance(v, int) or (isinstance(v, float) and v.is_integer()))
+    ),
+}
+
+
 def _is_type(value: Any, name: str) -> bool:
-    if name == "object":
-        return isinstance(value, dict)
-    if name == "array":
-        return isinstance(value, list)
-    if name == "string":
-        return isinstance(value, str)
-    if name == "boolean":
-        return isinstance(value, bool)
-    if name == "null":
-        return value is None
-    if isinstance(value, bool):
-        return False
-    if name == "number":
-        return isinstance(value, int | float)
-    if name == "integer":
-        return isinstance(value, int) or (isinstance(value, float) and value.is_integer())
-    raise Unsupported(f"type {name!r}")
+    test = _TYPES.get(name)
+    if test is None:
+        raise Unsupported(f"type {name!r}")
+    return test(value)
 
 
 def _canonical(value: Any) -> str:
@@ -105,6 +107,10 @@ def _scalar(keyword: str, value: Any, schema: dict[str, Any]) -> Check | None:
             return lambda v: isinstance(v, str) and v == value
         want = _canonical(value)
         return lambda v: _canonical(v) == want
+    return None
+
+
+def _string(keyword: str, value: Any, schema: dict[str, Any]) -> Check | None:
     if keyword == "pattern":
         rx = re.compile(value)
         return lambda v: not isinstance(v, str) or rx.search(v) is not None
@@ -188,7 +194,7 @@ def _combinator(keyword: str, value: Any, schema: dict[str, Any]) -> Check | Non
     return None
 
 
-_FAMILIES = (_scalar, _number, _object, _array, _combinator)
+_FAMILIES = (_scalar, _string, _number, _object, _array, _combinator)
 
 
 def _keyword(keyword: str, value: Any, schema: dict[str, Any]) -> Check:

@@ -13,7 +13,7 @@ import hashlib
 import hmac
 from collections.abc import Callable
 
-from seams.httpserver import HttpServer, Request, Response
+from seams.httpserver import HttpServer, Limits, Request, Response
 
 MAX_BODY = 1024 * 1024
 METRICS_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -68,7 +68,7 @@ class ReconcilerServer:
                 ("POST", "/hooks/git"): post_hook,
             },
             name="atlas-reconciler",
-            max_body=MAX_BODY,
+            limits=Limits(max_body=MAX_BODY),
         )
 
     @property
