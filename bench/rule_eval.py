@@ -27,10 +27,10 @@ from atlas.alerting.templates import render_annotations
 from atlas.monitoring.clock import SystemClock
 from atlas.monitoring.collect import Collector
 from atlas.monitoring.collect_system import SystemCollector
+from atlas.monitoring.component import Component
 from atlas.monitoring.http import HttpxHttp
-from atlas.monitoring.rules import EngineState, evaluate
+from atlas.monitoring.rules import EngineState, Rule, evaluate
 from atlas.monitoring.samples import Matcher, SampleSet, Selector
-from atlas.monitoring.settings import Component, Rule
 from atlas.monitoring.units import UnitStatus
 from bench._fixtures import SOURCES, Components
 

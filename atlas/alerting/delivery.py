@@ -1,5 +1,8 @@
 """The delivery worker: drains the outbox through the channels.
 
+``build_channel`` turns a channel's settings into the ``Channel`` it is sent
+through, its secrets registered with the ``Redactor`` and every error leaving it
+redacted (``RedactingChannel``).
 ``Deliverer.deliver_due`` is one pass (synchronous, for tests and ``--once``);
 ``Deliverer.run`` repeats it in a thread, sleeping until the next row is due or
 until ``wake`` is set by the agent after it enqueued something. The worker has its
@@ -12,18 +15,54 @@ from __future__ import annotations
 import logging
 import random
 import sqlite3
+import ssl
 import threading
 from collections.abc import Callable, Mapping
 
 from atlas.alerting import outbox
-from atlas.alerting.channels import Channel
+from atlas.alerting.channels import Channel, RedactingChannel
+from atlas.alerting.channels.email import EmailChannel, EmailSettings
+from atlas.alerting.channels.slack import SlackChannel
+from atlas.alerting.channels.webhook import WebhookChannel, WebhookSettings
 from atlas.alerting.model import Notification
+from atlas.alerting.redact import Redactor
+from atlas.alerting.settings import ChannelSettings
+from atlas.alerting.smtp import Smtp
 from atlas.errors import PermanentDeliveryError, StorageError, TemporaryDeliveryError
 from atlas.monitoring.clock import Clock
+from atlas.monitoring.http import Http
 
 log = logging.getLogger(__name__)
 ResultHook = Callable[[str, str], None]  # (channel, result)
 MAX_SLEEP_S = 60.0
+
+
+def build_channel(
+    ch: ChannelSettings,
+    env: Mapping[str, str],
+    *,
+    http: Http,
+    smtp: Smtp,
+    redactor: Redactor,
+    version: str | None = None,
+    tls_context: ssl.SSLContext | None = None,
+) -> Channel:
+    """The channel for ``ch``, its secrets registered with ``redactor``."""
+    s = ch.settings
+    inner: Channel
+    if isinstance(s, EmailSettings):
+        if s.password_env and env.get(s.password_env):
+            redactor.add(env[s.password_env], s.username)
+        inner = EmailChannel(ch.name, s, ch.templates, env, smtp, tls_context)
+    elif isinstance(s, WebhookSettings):
+        if s.url_env and env.get(s.url_env):
+            redactor.add(env[s.url_env])
+        inner = WebhookChannel(ch.name, s, env, http, version)
+    else:
+        if env.get(s.url_env):
+            redactor.add(env[s.url_env])
+        inner = SlackChannel(ch.name, s, ch.templates, env, http, version)
+    return RedactingChannel(inner, redactor)
 
 
 class Deliverer:

@@ -127,7 +127,7 @@ def _config_path(args: argparse.Namespace) -> Path:
 
 
 def _settings(args: argparse.Namespace) -> Any:
-    from atlas.monitoring.settings import load_settings
+    from atlas.agent.settings import load_settings
 
     return load_settings(_config_path(args), None if str(args.root) == "/" else args.root)
 
@@ -195,9 +195,9 @@ def _labels(labels: dict[str, str]) -> str:
 def monitor(args: argparse.Namespace) -> int:
     import signal
 
+    from atlas.agent.agent import Agent, AgentDeps
     from atlas.alerting.outbox import RetryPolicy
     from atlas.logs import setup
-    from atlas.monitoring.agent import Agent, AgentDeps
     from seams.notify import Notifier
 
     settings = _settings(args)
@@ -308,7 +308,7 @@ def alerts_history(args: argparse.Namespace) -> int:
 
 
 def alerts_test(args: argparse.Namespace) -> int:
-    from atlas.alerting.channels import build_channel
+    from atlas.alerting.delivery import build_channel
     from atlas.alerting.history import record_test_attempt
     from atlas.alerting.model import test_notification
     from atlas.alerting.outbox import new_key

@@ -18,12 +18,12 @@ from typing import TypeVar
 from atlas.errors import ProbeFailure
 from atlas.monitoring.clock import Clock
 from atlas.monitoring.collect_system import SystemCollector
+from atlas.monitoring.component import Component
 from atlas.monitoring.derive import derive
 from atlas.monitoring.health import ComponentHealth, HttpCheck, check_http, health_of
 from atlas.monitoring.http import Http
 from atlas.monitoring.samples import Sample, SampleSet, sample
 from atlas.monitoring.scrape import FamilyCache, Scrape, exposed, scrape
-from atlas.monitoring.settings import Component
 from atlas.monitoring.units import UnitStates, UnitStatus
 
 T = TypeVar("T")

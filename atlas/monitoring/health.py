@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 from atlas.errors import ProbeFailure
 from atlas.monitoring.clock import Clock
+from atlas.monitoring.component import Component
 from atlas.monitoring.http import Http
-from atlas.monitoring.settings import Component
 from atlas.monitoring.units import UnitStatus
 
 MAX_HEALTH_BYTES = 256 * 1024

@@ -17,9 +17,9 @@ import httpx
 import pytest
 
 from atlas import maintenance
+from atlas.agent.agent import Agent, AgentDeps
+from atlas.agent.settings import load_settings
 from atlas.alerting import outbox
-from atlas.monitoring.agent import Agent, AgentDeps
-from atlas.monitoring.settings import load_settings
 from atlas.monitoring.units import UnitStatus
 from tests.monitoring.helpers import (
     FakeClock,

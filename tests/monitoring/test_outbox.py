@@ -10,15 +10,14 @@ from typing import Any
 
 import pytest
 
+from atlas.agent.settings import settings_from_dict
 from atlas.alerting import outbox, store
-from atlas.alerting.channels import build_channel
-from atlas.alerting.delivery import Deliverer
+from atlas.alerting.delivery import Deliverer, build_channel
 from atlas.alerting.model import AlertPayload, Notification, build
 from atlas.alerting.redact import Redactor
 from atlas.alerting.smtp import SmtplibSmtp
 from atlas.db import transaction
 from atlas.monitoring.http import HttpxHttp
-from atlas.monitoring.settings import settings_from_dict
 from tests.monitoring.helpers import FakeClock, TestServer, config, webhook_channel
 
 

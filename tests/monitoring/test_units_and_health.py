@@ -12,9 +12,9 @@ from atlas.errors import ProbeFailure
 from atlas.monitoring.clock import SystemClock
 from atlas.monitoring.collect import Collector
 from atlas.monitoring.collect_system import SystemCollector
+from atlas.monitoring.component import Component
 from atlas.monitoring.health import check_http, verdict
 from atlas.monitoring.http import HttpxHttp
-from atlas.monitoring.settings import Component
 from atlas.monitoring.units import SystemctlUnits, UnitStatus, parse_show
 from tests.monitoring.helpers import HangingServer, TestServer
 

@@ -34,11 +34,14 @@ from pathlib import Path
 from typing import Any
 
 from atlas import maintenance
+from atlas.agent.settings import Settings, load_settings
 from atlas.alerting import outbox, store
-from atlas.alerting.channels import Channel, build_channel
-from atlas.alerting.delivery import Deliverer
-from atlas.alerting.model import Notification, notifications_for
+from atlas.alerting.channels import Channel
+from atlas.alerting.delivery import Deliverer, build_channel
+from atlas.alerting.model import Notification
 from atlas.alerting.redact import Redactor, protect_logs
+from atlas.alerting.routing import notifications_for
+from atlas.alerting.settings import Alerting
 from atlas.alerting.smtp import Smtp, SmtplibSmtp
 from atlas.alerting.templates import render_annotations
 from atlas.errors import AtlasError, ConfigError, StorageError
@@ -50,7 +53,6 @@ from atlas.monitoring.http import Http, HttpxHttp
 from atlas.monitoring.rules import EngineState, Evaluation, evaluate
 from atlas.monitoring.samples import Sample, sample
 from atlas.monitoring.server import MetricsServer
-from atlas.monitoring.settings import Alerting, Settings, load_settings
 from atlas.monitoring.units import SystemctlUnits, UnitStates
 from seams.notify import Notifier
 
