@@ -24,7 +24,6 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from atlas.alerting.templates import render_annotations
-from atlas.monitoring.clock import SystemClock
 from atlas.monitoring.collect import Collector
 from atlas.monitoring.collect_system import SystemCollector
 from atlas.monitoring.component import Component
@@ -33,6 +32,7 @@ from atlas.monitoring.rules import EngineState, Rule, evaluate
 from atlas.monitoring.samples import Matcher, SampleSet, Selector
 from atlas.monitoring.units import UnitStatus
 from bench._fixtures import SOURCES, Components
+from seams.clock import SystemClock
 
 
 class ActiveUnits:

@@ -45,7 +45,6 @@ from atlas.alerting.settings import Alerting
 from atlas.alerting.smtp import Smtp, SmtplibSmtp
 from atlas.alerting.templates import render_annotations
 from atlas.errors import AtlasError, ConfigError, StorageError
-from atlas.monitoring.clock import Clock, SystemClock
 from atlas.monitoring.collect import Collector, Snapshot
 from atlas.monitoring.collect_system import SystemCollector
 from atlas.monitoring.exporter import Exporter, ExportView
@@ -54,6 +53,7 @@ from atlas.monitoring.rules import EngineState, Evaluation, evaluate
 from atlas.monitoring.samples import Sample, sample
 from atlas.monitoring.server import MetricsServer
 from atlas.monitoring.units import SystemctlUnits, UnitStates
+from seams.clock import Clock, SystemClock
 from seams.notify import Notifier
 
 log = logging.getLogger("atlas.monitoring")
@@ -105,7 +105,7 @@ class Agent:
         self.rule_channels: dict[str, tuple[str, ...]] = {}
         self.last_cycle_mono: float | None = None
         self.reload_ok = True
-        self.reload_at = self.clock.now()
+        self.reload_at = self.clock.wall()
         self.last_prune = 0.0
         self.conn: sqlite3.Connection | None = None
         self.deliverer: Deliverer | None = None
@@ -244,7 +244,7 @@ class Agent:
         """Collect, evaluate, store, notify; None if the evaluation could not be stored."""
         assert self.collector is not None and self.conn is not None
         snap = self.collector.collect()
-        now = self.clock.now()
+        now = self.clock.wall()
         window = maintenance.read(self.settings.maintenance_file, now)
         snap.samples.add(self._own_samples(window is not None))
         start = self.clock.monotonic()
@@ -328,7 +328,7 @@ class Agent:
                 maintenance=silenced,
                 collection_s=snap.duration_s,
                 evaluation_s=evaluation_s,
-                last_cycle_at=self.clock.now(),
+                last_cycle_at=self.clock.wall(),
                 reload_ok=self.reload_ok,
                 reload_at=self.reload_at,
             )
@@ -390,7 +390,7 @@ class Agent:
         if self.deliverer is not None:
             self.deliverer.set_channels(self._channels(fresh.alerting))
         self.reload_ok = True
-        self.reload_at = self.clock.now()
+        self.reload_at = self.clock.wall()
         log.info(
             "reloaded: %d rule(s), %d channel(s)",
             len(fresh.alerting.rules),

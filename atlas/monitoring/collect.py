@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 
 from atlas.errors import ProbeFailure
-from atlas.monitoring.clock import Clock
 from atlas.monitoring.collect_system import SystemCollector
 from atlas.monitoring.component import Component
 from atlas.monitoring.derive import derive
@@ -25,6 +24,7 @@ from atlas.monitoring.http import Http
 from atlas.monitoring.samples import Sample, SampleSet, sample
 from atlas.monitoring.scrape import FamilyCache, Scrape, exposed, scrape
 from atlas.monitoring.units import UnitStates, UnitStatus
+from seams.clock import Clock
 
 T = TypeVar("T")
 
@@ -100,7 +100,7 @@ class Collector:
 
     def collect(self) -> Snapshot:
         start = self.clock.monotonic()
-        at = self.clock.now()
+        at = self.clock.wall()
         checks = {
             c.name: self.pool.submit(check_http, c, self.http, self.clock) for c in self.components
         }

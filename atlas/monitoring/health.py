@@ -12,10 +12,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from atlas.errors import ProbeFailure
-from atlas.monitoring.clock import Clock
 from atlas.monitoring.component import Component
 from atlas.monitoring.http import Http
 from atlas.monitoring.units import UnitStatus
+from seams.clock import Clock
 
 MAX_HEALTH_BYTES = 256 * 1024
 

@@ -18,11 +18,11 @@ from typing import Any
 
 from atlas import logs
 from atlas.errors import AtlasError
-from atlas.resilience.clock import Clock, SystemClock
 from atlas.services import settings as services_settings
 from atlas.services.backup import make_backup, prune
 from atlas.services.settings import ServicesSettings
 from atlas.services.upkeep import upkeep
+from seams.clock import Clock, SystemClock
 
 log = logging.getLogger("atlas.services")
 
@@ -42,7 +42,7 @@ def sweep_dead_letters(s: ServicesSettings, clock: Clock) -> dict[str, Any]:
     core = core_settings.load(s.core_config)
     store = Store(db.connect(s.database, MIGRATIONS, s.busy_timeout_s))
     try:
-        due = [e.source for e in dlq.entries(store.conn, due_at=clock.time())]
+        due = [e.source for e in dlq.entries(store.conn, due_at=clock.wall())]
         outcomes = fetch_now(core, store, due, clock)
     finally:
         store.close()
@@ -60,8 +60,8 @@ def backup_job(s: ServicesSettings, clock: Clock, env: Mapping[str, str]) -> dic
     if b is None:
         return {"skipped": "no BackupPolicy"}
     passphrase = env.get(b.encryption_key_env) if b.encryption_key_env else None
-    made = make_backup(s.database, b, clock.time(), passphrase, s.busy_timeout_s)
-    removed = prune(b.destination, b.keep_last, b.max_age_s, clock.time())
+    made = make_backup(s.database, b, clock.wall(), passphrase, s.busy_timeout_s)
+    removed = prune(b.destination, b.keep_last, b.max_age_s, clock.wall())
     log.info("backup %s written (%d bytes); %d old removed", made.path, made.size, len(removed))
     return {"file": str(made.path), "bytes": made.size, "removed": [str(p) for p in removed]}
 

@@ -21,8 +21,8 @@ from atlas.agent.agent import Agent, AgentDeps
 from atlas.agent.settings import load_settings
 from atlas.alerting import outbox
 from atlas.monitoring.units import UnitStatus
+from seams.testing import FakeClock
 from tests.monitoring.helpers import (
-    FakeClock,
     TestServer,
     component,
     config,
@@ -143,9 +143,9 @@ def test_a_channel_that_is_down_gets_the_notification_when_it_is_back(world: Any
 def test_maintenance_records_alerts_but_sends_nothing_until_it_ends(world: Any) -> None:
     agent = world.start()
     window = maintenance.turn_on(
-        agent.settings.maintenance_file, "upgrading", 600, now=world.clock.now()
+        agent.settings.maintenance_file, "upgrading", 600, now=world.clock.wall()
     )
-    assert window.until == world.clock.now() + 600
+    assert window.until == world.clock.wall() + 600
     world.component.state.metrics = source_errors(a=5)
     agent.cycle()
     world.clock.advance(10)

@@ -15,8 +15,8 @@ from atlas import maintenance
 from atlas.agent.agent import Agent, AgentDeps
 from atlas.agent.settings import load_settings
 from atlas.cli import main
+from seams.testing import FakeClock
 from tests.monitoring.helpers import (
-    FakeClock,
     TestServer,
     component,
     config,

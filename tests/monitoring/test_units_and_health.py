@@ -9,13 +9,13 @@ import time
 import pytest
 
 from atlas.errors import ProbeFailure
-from atlas.monitoring.clock import SystemClock
 from atlas.monitoring.collect import Collector
 from atlas.monitoring.collect_system import SystemCollector
 from atlas.monitoring.component import Component
 from atlas.monitoring.health import check_http, verdict
 from atlas.monitoring.http import HttpxHttp
 from atlas.monitoring.units import SystemctlUnits, UnitStatus, parse_show
+from seams.clock import SystemClock
 from tests.monitoring.helpers import HangingServer, TestServer
 
 # Recorded from `systemctl --user show --no-pager -p Id,LoadState,ActiveState,SubState,
