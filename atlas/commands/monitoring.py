@@ -211,18 +211,12 @@ def monitor(args: argparse.Namespace) -> int:
     )
     from atlas.monitoring.units import SystemctlUnits
 
-    # systemctl must neither see the secrets nor talk to our NOTIFY_SOCKET (it would
-    # send its own ERRNO= there when it fails).
-    child_env = {
-        k: v
-        for k, v in os.environ.items()
-        if k not in ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID")
-        and not k.startswith("ATLAS_SECRET_")
-    }
+    # SystemctlUnits gives systemctl neither the secrets nor our NOTIFY_SOCKET (it
+    # would send its own ERRNO= there when it fails): seams.systemd.child_env.
     deps = AgentDeps(
         env=dict(os.environ),
         notifier=Notifier.from_environ(),
-        units=SystemctlUnits(settings.scope, child_env),
+        units=SystemctlUnits(settings.scope),
     )
     root = None if str(args.root) == "/" else args.root
     agent = Agent(settings, deps, _config_path(args), retry, root)

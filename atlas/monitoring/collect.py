@@ -23,8 +23,9 @@ from atlas.monitoring.health import ComponentHealth, HttpCheck, check_http, heal
 from atlas.monitoring.http import Http
 from atlas.monitoring.samples import Sample, SampleSet, sample
 from atlas.monitoring.scrape import FamilyCache, Scrape, exposed, scrape
-from atlas.monitoring.units import UnitStates, UnitStatus
+from atlas.monitoring.units import UnitStates
 from seams.clock import Clock
+from seams.systemd import UnitState
 
 T = TypeVar("T")
 
@@ -89,7 +90,7 @@ class Collector:
     def close(self) -> None:
         self.pool.shutdown(wait=False, cancel_futures=True)
 
-    def _unit_states(self) -> tuple[dict[str, UnitStatus], str | None]:
+    def _unit_states(self) -> tuple[dict[str, UnitState], str | None]:
         names: list[str] = []
         for c in self.components:
             names += [*c.units, *([c.job] if c.job else [])]

@@ -20,7 +20,7 @@ from atlas import maintenance
 from atlas.agent.agent import Agent, AgentDeps
 from atlas.agent.settings import load_settings
 from atlas.alerting import outbox
-from atlas.monitoring.units import UnitStatus
+from seams.systemd import UnitState
 from seams.testing import FakeClock
 from tests.monitoring.helpers import (
     TestServer,
@@ -34,8 +34,18 @@ from tests.monitoring.test_scrape_and_derive import metrics_text
 
 
 class ActiveUnits:
-    def states(self, units: list[str]) -> dict[str, UnitStatus]:
-        return {u: UnitStatus(u, "loaded", "active", "running", "success", 0) for u in units}
+    def states(self, units: list[str]) -> dict[str, UnitState]:
+        return {
+            u: UnitState(
+                name=u,
+                load_state="loaded",
+                active_state="active",
+                sub_state="running",
+                result="success",
+                main_pid=0,
+            )
+            for u in units
+        }
 
 
 def source_errors(**errors: int) -> str:
