@@ -51,9 +51,10 @@ from atlas.monitoring.exporter import Exporter, ExportView
 from atlas.monitoring.http import Http, HttpxHttp
 from atlas.monitoring.rules import EngineState, Evaluation, evaluate
 from atlas.monitoring.samples import Sample, sample
-from atlas.monitoring.server import MetricsServer
+from atlas.monitoring.server import metrics_server
 from atlas.monitoring.units import SystemctlUnits, UnitStates
 from seams.clock import Clock, SystemClock
+from seams.httpserver import HttpServer
 from seams.notify import Notifier
 
 log = logging.getLogger("atlas.monitoring")
@@ -109,7 +110,7 @@ class Agent:
         self.last_prune = 0.0
         self.conn: sqlite3.Connection | None = None
         self.deliverer: Deliverer | None = None
-        self.server: MetricsServer | None = None
+        self.server: HttpServer | None = None
         self._delivery_thread: threading.Thread | None = None
         self.collector: Collector | None = None
         self._unprotect: Callable[[], None] = lambda: None
@@ -140,7 +141,7 @@ class Agent:
         """Start serving /metrics and /healthz; the bound port."""
         s = self.settings
         try:
-            self.server = MetricsServer(s.listen, s.port, self.exporter.render, self.health)
+            self.server = metrics_server(s.listen, s.port, self.exporter.render, self.health)
         except OSError as exc:
             raise ConfigError(f"cannot listen on {s.listen}:{s.port}: {exc.strerror}") from exc
         self.server.start()

@@ -92,8 +92,7 @@ def run(config: Path, instance: int | None, env: Mapping[str, str] | None = None
         notifier.stopping()
         worker.shutdown()
     finally:
-        server.shutdown()
-        server.server_close()
+        server.stop()
         store.close()
     logging.getLogger("atlas.core").info("stopped after %d batches", worker.stored_batches)
     return 0
