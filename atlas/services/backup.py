@@ -27,6 +27,7 @@ from typing import Any
 from atlas.errors import BackupError, StorageError
 from atlas.services import crypto
 from atlas.services.settings import BackupSettings
+from seams.fsio import fsync_dir
 
 NAME = re.compile(r"^atlas-(\d{8}T\d{6}(?:\.\d{6})?Z)\.db(\.enc)?$")
 
@@ -100,14 +101,6 @@ def _file_chunks(path: Path) -> Iterable[bytes]:
             yield chunk
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def make_backup(
     database: Path,
     settings: BackupSettings,
@@ -160,7 +153,7 @@ def make_backup(
             with plain_tmp.open("rb+") as fh:
                 os.fsync(fh.fileno())
             os.replace(plain_tmp, final)
-        _fsync_dir(dest)
+        fsync_dir(dest)
     finally:
         plain_tmp.unlink(missing_ok=True)
         enc_tmp.unlink(missing_ok=True)
