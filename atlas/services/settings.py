@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from atlas.config import load_config
+from atlas.config import BaseSettings, base_settings, load_config
 
 
 @dataclass(frozen=True)
@@ -21,13 +21,7 @@ class BackupSettings:
 
 
 @dataclass(frozen=True)
-class ServicesSettings:
-    config_path: Path
-    environment: str
-    log_level: str
-    data_dir: Path
-    database: Path
-    busy_timeout_s: float
+class ServicesSettings(BaseSettings):
     backup: BackupSettings | None
 
     @property
@@ -39,12 +33,7 @@ class ServicesSettings:
 def from_dict(data: dict[str, Any], path: Path) -> ServicesSettings:
     b = data["backup"]
     return ServicesSettings(
-        config_path=path,
-        environment=data["environment"],
-        log_level=data["logLevel"],
-        data_dir=Path(data["dataDir"]),
-        database=Path(data["database"]["path"]),
-        busy_timeout_s=float(data["database"]["busyTimeoutSeconds"]),
+        **base_settings(data, path).base_fields(),
         backup=None
         if b is None
         else BackupSettings(
