@@ -19,7 +19,7 @@ import re
 import shutil
 import sqlite3
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -173,6 +173,14 @@ def prune(destination: Path, keep_last: int, max_age_s: float | None, now: float
             backup.path.unlink(missing_ok=True)
             removed.append(backup.path)
     return removed
+
+
+def passphrase_for(
+    policy: BackupSettings, env: Mapping[str, str], variable: str | None = None
+) -> str | None:
+    """The passphrase from ``variable`` (default: the policy's encryptionKeyEnv)."""
+    name = variable or policy.encryption_key_env
+    return env.get(name) if name else None
 
 
 def restore(backup: Path, target: Path, passphrase: str | None, force: bool = False) -> None:

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from atlas.config import BaseSettings, base_settings, load_config
+from atlas.errors import ConfigError
 
 
 @dataclass(frozen=True)
@@ -28,6 +29,12 @@ class ServicesSettings(BaseSettings):
     def core_config(self) -> Path:
         """The worker's config, rendered beside this one: its sources for DLQ retries."""
         return self.config_path.with_name("core.json")
+
+    def backup_policy(self) -> BackupSettings:
+        """The backup policy; ConfigError when none is configured."""
+        if self.backup is None:
+            raise ConfigError(f"{self.config_path}: backup: no BackupPolicy is configured")
+        return self.backup
 
 
 def from_dict(data: dict[str, Any], path: Path) -> ServicesSettings:
