@@ -3,12 +3,15 @@
 The reconciler renders ``<config>/<component>.json``; a service validates it at start
 with the JSON Schemas in ``schemas/config/`` and exits 1 with a message naming the
 file, the field and what was expected. Typed settings for each service are built
-from the validated dict by that service's own module.
+from the validated dict by that service's own module; the fields every config
+starts with (``common.json``'s envelope) are read once, here, into ``BaseSettings``.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -65,3 +68,31 @@ def load_config(path: Path, component: str) -> dict[str, Any]:
     except json.JSONDecodeError as exc:
         raise ConfigError(f"{path}:{exc.lineno}: not valid JSON: {exc.msg}") from exc
     return validate_config(data, component, str(path))
+
+
+@dataclass(frozen=True)
+class BaseSettings:
+    """What every service's settings start with; each service's settings extend it."""
+
+    config_path: Path
+    environment: str
+    log_level: str
+    data_dir: Path
+    database: Path
+    busy_timeout_s: float
+
+    def base_fields(self) -> dict[str, Any]:
+        """These fields by name, to build a service's settings from."""
+        return {f.name: getattr(self, f.name) for f in fields(BaseSettings)}
+
+
+def base_settings(data: Mapping[str, Any], path: Path) -> BaseSettings:
+    """The common fields of a validated config read from ``path``."""
+    return BaseSettings(
+        config_path=path,
+        environment=data["environment"],
+        log_level=data["logLevel"],
+        data_dir=Path(data["dataDir"]),
+        database=Path(data["database"]["path"]),
+        busy_timeout_s=float(data["database"]["busyTimeoutSeconds"]),
+    )

@@ -1,19 +1,20 @@
 """Maintenance mode: a small JSON file in the data folder, shared by every service.
 
-``atlas maintenance on`` writes it atomically; the API's ``/readyz`` reports
-maintenance while it is active, and the monitoring agent keeps evaluating alerts but
-sends no notifications. The file's path comes from each service's rendered config
-(``maintenanceFile``). An expired window (``until`` in the past) counts as off.
+``atlas maintenance on`` writes it atomically (``seams.fsio.write_atomic``); the
+API's ``/readyz`` reports maintenance while it is active, and the monitoring agent
+keeps evaluating alerts but sends no notifications. The file's path comes from each
+service's rendered config (``maintenanceFile``). An expired window (``until`` in the
+past) counts as off.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+
+from seams.fsio import write_atomic
 
 
 @dataclass(frozen=True)
@@ -45,18 +46,7 @@ def turn_on(
 ) -> Maintenance:
     now = time.time() if now is None else now
     window = Maintenance(reason, now, None if duration_s is None else now + duration_s)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".maintenance-", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(asdict(window), fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomic(path, json.dumps(asdict(window)).encode(), 0o644)
     return window
 
 

@@ -24,20 +24,30 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from atlas.alerting.templates import render_annotations
-from atlas.monitoring.clock import SystemClock
 from atlas.monitoring.collect import Collector
 from atlas.monitoring.collect_system import SystemCollector
+from atlas.monitoring.component import Component
 from atlas.monitoring.http import HttpxHttp
-from atlas.monitoring.rules import EngineState, evaluate
+from atlas.monitoring.rules import EngineState, Rule, evaluate
 from atlas.monitoring.samples import Matcher, SampleSet, Selector
-from atlas.monitoring.settings import Component, Rule
-from atlas.monitoring.units import UnitStatus
 from bench._fixtures import SOURCES, Components
+from seams.clock import SystemClock
+from seams.systemd import UnitState
 
 
 class ActiveUnits:
-    def states(self, units: list[str]) -> dict[str, UnitStatus]:
-        return {u: UnitStatus(u, "loaded", "active", "running", "success", 0) for u in units}
+    def states(self, units: list[str]) -> dict[str, UnitState]:
+        return {
+            u: UnitState(
+                name=u,
+                load_state="loaded",
+                active_state="active",
+                sub_state="running",
+                result="success",
+                main_pid=0,
+            )
+            for u in units
+        }
 
 
 def rules(n: int = 1000) -> list[Rule]:

@@ -318,22 +318,6 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-class FakeClock:
-    """A clock that moves only when told to."""
-
-    def __init__(self, start: float = 1_000_000.0) -> None:
-        self.now = start
-
-    def time(self) -> float:
-        return self.now
-
-    def monotonic(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-
 class NotifyListener:
     """An AF_UNIX datagram socket standing in for systemd's NOTIFY_SOCKET."""
 

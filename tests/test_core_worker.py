@@ -17,9 +17,9 @@ from atlas.core.store import open_store
 from atlas.core.worker import Worker
 from atlas.resilience import dlq
 from atlas.resilience.breaker import BreakerPolicy
+from seams.testing import FakeClock
 from tests.feeds import (
     Entry,
-    FakeClock,
     FeedServer,
     Reply,
     Seen,
@@ -218,7 +218,7 @@ def test_failing_source_backs_off_dead_letters_and_recovers(
             "SELECT last_fetch_at, next_check_at, consecutive_errors FROM sources"
         )[0]
         delays.append((errors, next_at - fetched))
-        h.clock.advance(next_at - h.clock.time())
+        h.clock.advance(next_at - h.clock.wall())
     assert delays == [(1, 100.0), (2, 200.0), (3, 400.0)]
     assert len(server.requests_to("/down")) == 9, "3 attempts per fetch (retries)"
     (entry,) = dlq.entries(w.store.conn)

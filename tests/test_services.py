@@ -20,8 +20,8 @@ from atlas.services import crypto
 from atlas.services.backup import list_backups, make_backup, prune, restore
 from atlas.services.run import run as run_services
 from atlas.services.settings import BackupSettings
+from seams.testing import FakeClock
 from tests.feeds import (
-    FakeClock,
     FeedServer,
     Reply,
     core_config,

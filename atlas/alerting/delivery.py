@@ -1,5 +1,8 @@
 """The delivery worker: drains the outbox through the channels.
 
+``build_channel`` turns a channel's settings into the ``Channel`` it is sent
+through, its secrets registered with the ``Redactor`` and every error leaving it
+redacted (``RedactingChannel``).
 ``Deliverer.deliver_due`` is one pass (synchronous, for tests and ``--once``);
 ``Deliverer.run`` repeats it in a thread, sleeping until the next row is due or
 until ``wake`` is set by the agent after it enqueued something. The worker has its
@@ -12,18 +15,54 @@ from __future__ import annotations
 import logging
 import random
 import sqlite3
+import ssl
 import threading
 from collections.abc import Callable, Mapping
 
 from atlas.alerting import outbox
-from atlas.alerting.channels import Channel
+from atlas.alerting.channels import Channel, RedactingChannel
+from atlas.alerting.channels.email import EmailChannel, EmailSettings
+from atlas.alerting.channels.slack import SlackChannel
+from atlas.alerting.channels.webhook import WebhookChannel, WebhookSettings
 from atlas.alerting.model import Notification
+from atlas.alerting.redact import Redactor
+from atlas.alerting.settings import ChannelSettings
+from atlas.alerting.smtp import Smtp
 from atlas.errors import PermanentDeliveryError, StorageError, TemporaryDeliveryError
-from atlas.monitoring.clock import Clock
+from atlas.monitoring.http import Http
+from seams.clock import Clock
 
 log = logging.getLogger(__name__)
 ResultHook = Callable[[str, str], None]  # (channel, result)
 MAX_SLEEP_S = 60.0
+
+
+def build_channel(
+    ch: ChannelSettings,
+    env: Mapping[str, str],
+    *,
+    http: Http,
+    smtp: Smtp,
+    redactor: Redactor,
+    version: str | None = None,
+    tls_context: ssl.SSLContext | None = None,
+) -> Channel:
+    """The channel for ``ch``, its secrets registered with ``redactor``."""
+    s = ch.settings
+    inner: Channel
+    if isinstance(s, EmailSettings):
+        if s.password_env and env.get(s.password_env):
+            redactor.add(env[s.password_env], s.username)
+        inner = EmailChannel(ch.name, s, ch.templates, env, smtp, tls_context)
+    elif isinstance(s, WebhookSettings):
+        if s.url_env and env.get(s.url_env):
+            redactor.add(env[s.url_env])
+        inner = WebhookChannel(ch.name, s, env, http, version)
+    else:
+        if env.get(s.url_env):
+            redactor.add(env[s.url_env])
+        inner = SlackChannel(ch.name, s, ch.templates, env, http, version)
+    return RedactingChannel(inner, redactor)
 
 
 class Deliverer:
@@ -61,7 +100,7 @@ class Deliverer:
         channels = self.channels()
         failing: set[str] = set()
         attempts = 0
-        for row in outbox.due(self.conn, self.clock.now()):
+        for row in outbox.due(self.conn, self.clock.wall()):
             if row.channel in failing:
                 continue
             attempts += 1
@@ -73,26 +112,26 @@ class Deliverer:
         start = self.clock.monotonic()
         if channel is None:
             error = f"channel {row.channel!r} is no longer configured"
-            outbox.mark_failed(self.conn, row, self.clock.now(), error, 0.0)
+            outbox.mark_failed(self.conn, row, self.clock.wall(), error, 0.0)
             self._report(row, "failed", error)
             return True
         try:
             notification = Notification.from_json(row.payload)
         except (ValueError, TypeError, KeyError) as exc:
             error = f"unreadable notification in the outbox: {type(exc).__name__}"
-            outbox.mark_failed(self.conn, row, self.clock.now(), error, 0.0)
+            outbox.mark_failed(self.conn, row, self.clock.wall(), error, 0.0)
             self._report(row, "failed", error)
             return True
         try:
             channel.send(notification, row.key)
         except PermanentDeliveryError as exc:
             took = self.clock.monotonic() - start
-            outbox.mark_failed(self.conn, row, self.clock.now(), str(exc), took)
+            outbox.mark_failed(self.conn, row, self.clock.wall(), str(exc), took)
             self._report(row, "failed", str(exc))
             return True
         except TemporaryDeliveryError as exc:
             took = self.clock.monotonic() - start
-            now = self.clock.now()
+            now = self.clock.wall()
             if now - row.created_at >= self.policy.give_up_after_s:
                 error = f"{exc} (giving up after {self.policy.give_up_after_s:g}s)"
                 outbox.mark_failed(self.conn, row, now, error, took)
@@ -103,7 +142,7 @@ class Deliverer:
             self._report(row, "retry", f"{exc}; next attempt in {next_at - now:.1f}s")
             return False
         took = self.clock.monotonic() - start
-        outbox.mark_delivered(self.conn, row, self.clock.now(), took)
+        outbox.mark_delivered(self.conn, row, self.clock.wall(), took)
         self._report(row, "success", None)
         return True
 
@@ -127,11 +166,11 @@ class Deliverer:
                 next_at = outbox.next_due_at(self.conn)
             except (sqlite3.Error, StorageError) as exc:
                 log.error("outbox: %s; retrying in 5s", exc)
-                next_at = self.clock.now() + 5.0
+                next_at = self.clock.wall() + 5.0
             except Exception:  # a bug must not stop delivery for good
                 log.exception("delivery pass failed; retrying in 5s")
-                next_at = self.clock.now() + 5.0
-            sleep = MAX_SLEEP_S if next_at is None else next_at - self.clock.now()
+                next_at = self.clock.wall() + 5.0
+            sleep = MAX_SLEEP_S if next_at is None else next_at - self.clock.wall()
             if sleep > 0:
                 self.wake.wait(min(MAX_SLEEP_S, sleep))
             if stop.is_set():

@@ -4,16 +4,83 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from typing import Any
+from typing import Literal, TypedDict
+
+from atlas.alerting.model import TEST_ALERTNAME
+from atlas.db import transaction
 
 
-def active_alerts(conn: sqlite3.Connection) -> list[dict[str, Any]]:
+class ActiveAlert(TypedDict):
+    fingerprint: str
+    rule: str
+    severity: str
+    labels: dict[str, str]
+    annotations: dict[str, str]
+    state: str  # pending | firing
+    value: float | None
+    activeAt: float
+    firedAt: float | None
+    keepFiringSince: float | None
+    notified: bool
+    lastNotifiedAt: float | None
+    silencedAt: float | None
+
+
+class RuleWithoutData(TypedDict):
+    rule: str
+    since: float
+
+
+class PendingNotification(TypedDict):
+    id: int
+    channel: str
+    rule: str
+    status: str
+    createdAt: float
+    attempts: int
+    nextAttemptAt: float
+    lastError: str | None
+
+
+StateEvent = TypedDict(
+    "StateEvent",
+    {
+        "kind": Literal["state"],
+        "at": float,
+        "rule": str,
+        "fingerprint": str,  # "" for a rule-level change
+        "labels": dict[str, str],
+        "from": str,
+        "to": str,
+        "value": float | None,
+        "reason": str,
+    },
+)
+
+
+class DeliveryEvent(TypedDict):
+    kind: Literal["delivery"]
+    at: float
+    rule: str
+    channel: str
+    status: str
+    attempt: int
+    result: str
+    error: str | None
+    durationSeconds: float
+    notification: int | None  # the outbox row; None for ``atlas alerts test``
+
+
+Event = StateEvent | DeliveryEvent
+
+
+def active_alerts(conn: sqlite3.Connection) -> list[ActiveAlert]:
     rows = conn.execute(
         "SELECT fingerprint, rule, labels, annotations, state, value, active_at, fired_at,"
         " keep_firing_since, notified, last_notified_at, silenced_at FROM alerts"
         " ORDER BY CASE state WHEN 'firing' THEN 0 ELSE 1 END, rule, fingerprint"
     ).fetchall()
-    out = []
+    out: list[ActiveAlert] = []
     for r in rows:
         labels = json.loads(r[2])
         out.append(
@@ -36,7 +103,7 @@ def active_alerts(conn: sqlite3.Connection) -> list[dict[str, Any]]:
     return out
 
 
-def rules_without_data(conn: sqlite3.Connection) -> list[dict[str, Any]]:
+def rules_without_data(conn: sqlite3.Connection) -> list[RuleWithoutData]:
     return [
         {"rule": rule, "since": since}
         for rule, since in conn.execute(
@@ -45,7 +112,7 @@ def rules_without_data(conn: sqlite3.Connection) -> list[dict[str, Any]]:
     ]
 
 
-def pending_notifications(conn: sqlite3.Connection) -> list[dict[str, Any]]:
+def pending_notifications(conn: sqlite3.Connection) -> list[PendingNotification]:
     return [
         {
             "id": r[0],
@@ -64,10 +131,10 @@ def pending_notifications(conn: sqlite3.Connection) -> list[dict[str, Any]]:
     ]
 
 
-def history(conn: sqlite3.Connection, since: float, limit: int = 1000) -> list[dict[str, Any]]:
+def history(conn: sqlite3.Connection, since: float, limit: int = 1000) -> list[Event]:
     """State changes and delivery attempts since ``since``, oldest first (the newest
     ``limit`` of them)."""
-    events: list[dict[str, Any]] = []
+    events: list[Event] = []
     for r in conn.execute(
         "SELECT at, rule, fingerprint, labels, from_state, to_state, value, reason"
         " FROM alert_history WHERE at >= ? ORDER BY at DESC, id DESC LIMIT ?",
@@ -113,9 +180,6 @@ def record_test_attempt(
     conn: sqlite3.Connection, channel: str, at: float, result: str, error: str | None, took: float
 ) -> None:
     """Keep an ``atlas alerts test`` attempt in the delivery history."""
-    from atlas.alerting.model import TEST_ALERTNAME
-    from atlas.db import transaction
-
     with transaction(conn):
         conn.execute(
             "INSERT INTO delivery_attempts (at, outbox_id, channel, rule, status, attempt, result,"

@@ -1,9 +1,9 @@
 """Notifications: the channel-independent message built from a group of alerts.
 
-``notifications_for`` fans one rule's ``Group`` out to the rule's channels (pure),
-dropping resolved alerts for channels that do not want them. A ``Notification`` is
-what the outbox stores (as JSON) and what each channel turns into its own format;
-``webhook_payload`` is the Alertmanager webhook format, version 4.
+A ``Notification`` is what the outbox stores (as JSON) and what each channel turns
+into its own format; ``webhook_payload`` is the Alertmanager webhook format,
+version 4. Pure, and independent of the rule engine and the config:
+:mod:`atlas.alerting.routing` builds notifications from the engine's groups.
 """
 
 from __future__ import annotations
@@ -13,9 +13,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
-
-from atlas.monitoring.rules import Group
-from atlas.monitoring.settings import ChannelSettings
 
 Status = Literal["firing", "resolved"]
 GO_ZERO_TIME = "0001-01-01T00:00:00Z"  # what Alertmanager sends as endsAt of a firing alert
@@ -115,49 +112,6 @@ def build(
         common_labels=common([a.labels for a in alerts]),
         common_annotations=common([a.annotations for a in alerts]),
     )
-
-
-def notifications_for(
-    group: Group,
-    rule_channels: Sequence[str],
-    channels: Mapping[str, ChannelSettings],
-    *,
-    external_url: str,
-    environment: str,
-) -> tuple[list[Notification], list[str]]:
-    """One notification per channel of the rule, and the channel names that are unknown."""
-    payloads = [
-        AlertPayload(
-            status=g.status,
-            labels=dict(g.alert.labels),
-            annotations=dict(g.alert.annotations),
-            starts_at=g.alert.fired_at if g.alert.fired_at is not None else g.alert.active_at,
-            ends_at=g.ends_at if g.status == "resolved" else None,
-            fingerprint=g.alert.fingerprint,
-            value=g.alert.value,
-            generator_url=external_url,
-        )
-        for g in group.alerts
-    ]
-    out, unknown = [], []
-    for name in rule_channels:
-        ch = channels.get(name)
-        if ch is None:
-            unknown.append(name)
-            continue
-        chosen = payloads if ch.send_resolved else [p for p in payloads if p.status == "firing"]
-        if chosen:
-            out.append(
-                build(
-                    name,
-                    group.rule,
-                    chosen,
-                    external_url=external_url,
-                    environment=environment,
-                    now=group.at,
-                )
-            )
-    return out, unknown
 
 
 def test_notification(

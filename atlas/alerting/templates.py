@@ -26,17 +26,15 @@ import logging
 import math
 from collections.abc import Mapping
 from functools import cache
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import jinja2
 from jinja2.sandbox import SandboxedEnvironment
 
+from atlas.alerting.model import AlertPayload, Notification, build, rfc3339
 from atlas.errors import ConfigError
+from atlas.monitoring.rules import Rule
 from seams.resources import ALERT_TEMPLATE_DIR
-
-if TYPE_CHECKING:
-    from atlas.alerting.model import Notification
-    from atlas.monitoring.settings import ChannelSettings, Rule
 
 TEMPLATE_DIR = ALERT_TEMPLATE_DIR
 DEFAULTS = {
@@ -111,9 +109,7 @@ def render_annotations(rule: Rule, labels: Mapping[str, str], value: float) -> d
 
 
 def _context(n: Notification) -> dict[str, Any]:
-    from atlas.alerting.model import rfc3339
-
-    def alert(a: Any) -> dict[str, Any]:
+    def alert(a: AlertPayload) -> dict[str, Any]:
         return {
             "status": a.status,
             "labels": dict(a.labels),
@@ -166,11 +162,11 @@ def render_message(kind: str, n: Notification, overrides: Mapping[str, str]) -> 
     return " ".join(out.split()) if kind == "subject" else out
 
 
-def check_channel_templates(ch: ChannelSettings, where: str) -> None:
+def check_channel_templates(
+    name: str, channel_type: str, templates: Mapping[str, str], where: str
+) -> None:
     """Compile and trial-render a channel's overrides; ConfigError on any problem."""
-    from atlas.alerting.model import AlertPayload, build
-
-    if not ch.templates:
+    if not templates:
         return
     alerts = [
         AlertPayload("firing", {"alertname": "r", "severity": "warning"}, {"summary": "s"},
@@ -178,15 +174,13 @@ def check_channel_templates(ch: ChannelSettings, where: str) -> None:
         AlertPayload("resolved", {"alertname": "r", "severity": "warning"}, {"summary": "s"},
                      0.0, 60.0, "1" * 16, 0.0, "http://atlas.invalid"),
     ]  # fmt: skip
-    sample = build(
-        ch.name, "r", alerts, external_url="http://atlas.invalid", environment="e", now=0
-    )
+    sample = build(name, "r", alerts, external_url="http://atlas.invalid", environment="e", now=0)
     kinds = {
         "subject": "subject",
-        "text": "slack" if ch.type == "slack" else "text",
+        "text": "slack" if channel_type == "slack" else "text",
         "html": "html",
     }
-    for key, text in ch.templates.items():
+    for key, text in templates.items():
         try:
             _override(kinds[key], text).render(_context(sample))
         except jinja2.TemplateSyntaxError as exc:

@@ -22,6 +22,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from starlette.datastructures import QueryParams
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from atlas import maintenance
@@ -112,6 +113,15 @@ def create_app(
     )
     app.state.reader = reader
     app.add_middleware(RequestMetrics, metrics=metrics)
+    _error_handlers(app)
+    _probe_routes(app, settings, reader, registry, clock)
+    _data_routes(app, settings, reader)
+    return app
+
+
+def _error_handlers(app: FastAPI) -> None:
+    """Every error as JSON: 400 for bad parameters, the status of an HTTP error, 503
+    when the database cannot answer, 500 (logged, no traceback sent) for a bug."""
 
     @app.exception_handler(RequestValidationError)
     async def bad_params(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -148,6 +158,17 @@ def create_app(
         log.error("unhandled error on %s", request.url.path, exc_info=exc)
         return error(500, "internal error")
 
+
+def _probe_routes(
+    app: FastAPI,
+    settings: ApiSettings,
+    reader: Reader,
+    registry: CollectorRegistry,
+    clock: Callable[[], float],
+) -> None:
+    """/healthz (the process answers), /readyz (the database does, no maintenance),
+    /metrics."""
+
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
@@ -171,31 +192,39 @@ def create_app(
     async def prometheus_metrics() -> Response:
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
+
+def item_filter(query: QueryParams, page_size: int) -> ItemFilter:
+    """The ``/v1/items`` query, read by hand, not declared: FastAPI's parameter
+    machinery cost a third of this hot route's time. params.* validates each value
+    with a clear 400 (``params.BadRequest``)."""
+    for name in query:
+        if name not in ITEMS_PARAMETER_NAMES:
+            raise params.BadRequest(f"{name}: unknown parameter", name)
+    limit = params.parse_limit(query.get("limit"), page_size)
+    sources = tuple(params.check_source(s) for s in query.getlist("source"))
+    if len(sources) > 50:
+        raise params.BadRequest("source: at most 50 sources at once", "source")
+    since, until = query.get("since"), query.get("until")
+    start = params.parse_time(since, "since") if since is not None else None
+    end = params.parse_time(until, "until") if until is not None else None
+    if start is not None and end is not None and start > end:
+        raise params.BadRequest("since: later than until", "since")
+    q, cursor = query.get("q"), query.get("cursor")
+    match = params.fts_query(q) if q is not None else None
+    after = params.decode_cursor(cursor) if cursor is not None else None
+    return ItemFilter(sources, start, end, match, after, limit)
+
+
+def _data_routes(app: FastAPI, settings: ApiSettings, reader: Reader) -> None:
+    """/v1/sources, /v1/items (a page at a time) and /v1/items/{id}."""
+
     @app.get("/v1/sources")
     async def list_sources() -> dict[str, Any]:
         return {"sources": reader.sources()}
 
     @app.get("/v1/items", openapi_extra={"parameters": ITEMS_PARAMETERS})
     async def list_items(request: Request) -> JSONResponse:
-        # Read by hand, not declared: FastAPI's parameter machinery cost a third of
-        # this hot route's time. params.* validates each value with a clear 400.
-        query = request.query_params
-        for name in query:
-            if name not in ITEMS_PARAMETER_NAMES:
-                raise params.BadRequest(f"{name}: unknown parameter", name)
-        limit = params.parse_limit(query.get("limit"), settings.page_size)
-        sources = tuple(params.check_source(s) for s in query.getlist("source"))
-        if len(sources) > 50:
-            raise params.BadRequest("source: at most 50 sources at once", "source")
-        since, until = query.get("since"), query.get("until")
-        start = params.parse_time(since, "since") if since is not None else None
-        end = params.parse_time(until, "until") if until is not None else None
-        if start is not None and end is not None and start > end:
-            raise params.BadRequest("since: later than until", "since")
-        q, cursor = query.get("q"), query.get("cursor")
-        match = params.fts_query(q) if q is not None else None
-        after = params.decode_cursor(cursor) if cursor is not None else None
-        page, last = reader.items(ItemFilter(sources, start, end, match, after, limit))
+        page, last = reader.items(item_filter(request.query_params, settings.page_size))
         return JSONResponse(
             {"items": page, "nextCursor": params.encode_cursor(*last) if last else None}
         )
@@ -208,5 +237,3 @@ def create_app(
         if item is None:
             raise StarletteHTTPException(404, f"no item {item_id}")
         return item
-
-    return app

@@ -6,17 +6,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from atlas.config import load_config
+from atlas.config import BaseSettings, base_settings, load_config
 from atlas.errors import ConfigError
 
 
 @dataclass(frozen=True)
-class ApiSettings:
-    config_path: Path
-    environment: str
-    log_level: str
-    database: Path
-    busy_timeout_s: float
+class ApiSettings(BaseSettings):
     listen: str
     port: int
     page_size: int
@@ -34,11 +29,7 @@ class ApiSettings:
 
 def from_dict(data: dict[str, Any], path: Path) -> ApiSettings:
     return ApiSettings(
-        config_path=path,
-        environment=data["environment"],
-        log_level=data["logLevel"],
-        database=Path(data["database"]["path"]),
-        busy_timeout_s=float(data["database"]["busyTimeoutSeconds"]),
+        **base_settings(data, path).base_fields(),
         listen=data["listen"],
         port=int(data["port"]),
         page_size=int(data["pageSize"]),

@@ -2,7 +2,9 @@
 
 Each reads the monitoring agent's rendered config (default
 ``<config dir>/monitoring.json`` of the scope, ``--config`` to point elsewhere) and,
-for alerts, the agent's database named in it.
+for alerts, the agent's database named in it. What the verbs do is in
+:mod:`atlas.agent` (``service``, ``admin``) and :mod:`atlas.maintenance`; this
+module parses the arguments and prints the results.
 """
 
 from __future__ import annotations
@@ -12,9 +14,15 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
-from atlas.commands.args import EXIT_ERROR, EXIT_OK, add_host, add_output
+from atlas.commands.args import EXIT_ERROR, EXIT_OK, Subparsers, add_host, add_output
+
+if TYPE_CHECKING:
+    from atlas.agent.admin import ChannelTest
+    from atlas.agent.settings import Settings
+    from atlas.alerting.history import ActiveAlert, Event
+    from atlas.maintenance import Maintenance
 
 
 def _add_config(p: argparse.ArgumentParser) -> None:
@@ -27,7 +35,13 @@ def _add_config(p: argparse.ArgumentParser) -> None:
     )
 
 
-def register(sub: Any) -> None:
+def register(sub: Subparsers) -> None:
+    _register_monitor(sub)
+    _register_alerts(sub)
+    _register_maintenance(sub)
+
+
+def _register_monitor(sub: Subparsers) -> None:
     p = sub.add_parser(
         "monitor",
         help="run the monitoring and alerting agent (the atlas-monitoring unit)",
@@ -57,6 +71,8 @@ def register(sub: Any) -> None:
     )
     p.set_defaults(handler=monitor)
 
+
+def _register_alerts(sub: Subparsers) -> None:
     p = sub.add_parser("alerts", help="active alerts, their history, and channel tests")
     verbs = p.add_subparsers(dest="alerts_verb", metavar="VERB")
     verbs.required = True
@@ -92,6 +108,8 @@ def register(sub: Any) -> None:
     add_output(q)
     q.set_defaults(handler=alerts_test)
 
+
+def _register_maintenance(sub: Subparsers) -> None:
     p = sub.add_parser(
         "maintenance",
         help="silence alert notifications; the API's /readyz reports maintenance",
@@ -114,7 +132,7 @@ def register(sub: Any) -> None:
     q.set_defaults(handler=maintenance_status)
 
 
-# ---------------------------------------------------------------- helpers
+# ---------------------------------------------------------------- arguments
 
 
 def _config_path(args: argparse.Namespace) -> Path:
@@ -126,18 +144,14 @@ def _config_path(args: argparse.Namespace) -> Path:
     return layout.on_disk(layout.config_dir / "monitoring.json")
 
 
-def _settings(args: argparse.Namespace) -> Any:
-    from atlas.monitoring.settings import load_settings
-
-    return load_settings(_config_path(args), None if str(args.root) == "/" else args.root)
+def _root(args: argparse.Namespace) -> Path | None:
+    return None if str(args.root) == "/" else Path(args.root)
 
 
-def _iso(ts: float | None) -> str:
-    if ts is None:
-        return "-"
-    from atlas.alerting.model import rfc3339
+def _settings(args: argparse.Namespace) -> Settings:
+    from atlas.agent.settings import load_settings
 
-    return rfc3339(ts)
+    return load_settings(_config_path(args), _root(args))
 
 
 def _duration(text: str, option: str) -> float:
@@ -172,16 +186,15 @@ def _since(text: str, now: float) -> float:
     return when.timestamp()
 
 
-def _open_db(settings: Any) -> Any:
-    from atlas.alerting.store import open_db
-    from atlas.errors import StorageError
+# ---------------------------------------------------------------- printing
 
-    path = settings.database_path
-    if not Path(path).exists():
-        raise StorageError(
-            f"{path}: the monitoring database does not exist yet (has atlas-monitoring run?)"
-        )
-    return open_db(path, settings.busy_timeout_s, readonly=True)
+
+def _iso(ts: float | None) -> str:
+    if ts is None:
+        return "-"
+    from atlas.alerting.model import rfc3339
+
+    return rfc3339(ts)
 
 
 def _labels(labels: dict[str, str]) -> str:
@@ -189,47 +202,66 @@ def _labels(labels: dict[str, str]) -> str:
     return "{" + ", ".join(f'{k}="{v}"' for k, v in sorted(shown.items())) + "}"
 
 
+def _print_alert(a: ActiveAlert) -> None:
+    since = a["firedAt"] if a["state"] == "firing" else a["activeAt"]
+    summary = a["annotations"].get("summary", "")
+    value = "-" if a["value"] is None else f"{a['value']:g}"
+    print(
+        f"{a['state']:<8} {a['severity']:<8} {a['rule']} {_labels(a['labels'])} "
+        f"value={value} since {_iso(since)}" + (f"  {summary}" if summary else "")
+    )
+
+
+def _print_event(e: Event) -> None:
+    if e["kind"] == "state":
+        who = "(rule)" if not e["fingerprint"] else _labels(e["labels"])
+        value = "" if e["value"] is None else f" value={e['value']:g}"
+        print(
+            f"{_iso(e['at'])}  state     {e['rule']} {who}: {e['from']} -> {e['to']}"
+            f"{value} ({e['reason']})"
+        )
+    else:
+        error = f": {e['error']}" if e["error"] else ""
+        print(
+            f"{_iso(e['at'])}  delivery  {e['rule']} {e['status']} to {e['channel']}"
+            f" attempt {e['attempt']}: {e['result']}{error}"
+        )
+
+
+def _print_test(t: ChannelTest, output: str) -> None:
+    from atlas.commands.common import print_json
+
+    if t.not_recorded is not None:
+        print(f"atlas: warning: the attempt was not recorded: {t.not_recorded}", file=sys.stderr)
+    if output == "json":
+        print_json(
+            {"channel": t.channel, "type": t.type, "result": "success" if t.delivered else "failed",
+             "error": t.error, "durationSeconds": round(t.duration_s, 3)}
+        )  # fmt: skip
+    elif t.delivered:
+        print(f"test notification delivered to {t.channel} ({t.type}) in {t.duration_s:.2f}s")
+    else:
+        print(
+            f"atlas: error: test notification to {t.channel} ({t.type}) failed: {t.error}",
+            file=sys.stderr,
+        )
+
+
 # ---------------------------------------------------------------- atlas monitor
 
 
 def monitor(args: argparse.Namespace) -> int:
-    import signal
-
+    from atlas.agent import service
     from atlas.alerting.outbox import RetryPolicy
-    from atlas.logs import setup
-    from atlas.monitoring.agent import Agent, AgentDeps
-    from seams.notify import Notifier
-
-    settings = _settings(args)
-    setup(settings.log_level, "monitoring")
     from atlas.errors import ConfigError
 
+    settings = _settings(args)
     if not 0 < args.retry_initial <= args.retry_max:
         raise ConfigError("--retry-initial and --retry-max: expected 0 < initial <= max seconds")
     retry = RetryPolicy(
         args.retry_initial, args.retry_max, _duration(args.give_up_after, "--give-up-after")
     )
-    from atlas.monitoring.units import SystemctlUnits
-
-    # systemctl must neither see the secrets nor talk to our NOTIFY_SOCKET (it would
-    # send its own ERRNO= there when it fails).
-    child_env = {
-        k: v
-        for k, v in os.environ.items()
-        if k not in ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID")
-        and not k.startswith("ATLAS_SECRET_")
-    }
-    deps = AgentDeps(
-        env=dict(os.environ),
-        notifier=Notifier.from_environ(),
-        units=SystemctlUnits(settings.scope, child_env),
-    )
-    root = None if str(args.root) == "/" else args.root
-    agent = Agent(settings, deps, _config_path(args), retry, root)
-    signal.signal(signal.SIGTERM, lambda *_: agent.request_stop())
-    signal.signal(signal.SIGINT, lambda *_: agent.request_stop())
-    signal.signal(signal.SIGHUP, lambda *_: agent.request_reload())
-    agent.run()
+    service.run(settings, _config_path(args), retry, _root(args))
     return EXIT_OK
 
 
@@ -237,35 +269,24 @@ def monitor(args: argparse.Namespace) -> int:
 
 
 def alerts_list(args: argparse.Namespace) -> int:
-    from atlas.alerting import history
+    from atlas.agent import admin
     from atlas.commands.common import print_json
 
-    settings = _settings(args)
-    conn = _open_db(settings)
-    try:
-        alerts = history.active_alerts(conn)
-        nodata = history.rules_without_data(conn)
-        pending = history.pending_notifications(conn)
-    finally:
-        conn.close()
+    view = admin.overview(_settings(args))
     if args.output == "json":
-        print_json({"alerts": alerts, "noData": nodata, "pendingNotifications": pending})
-        return EXIT_OK
-    if not alerts:
-        print("no active alerts")
-    for a in alerts:
-        since = a["firedAt"] if a["state"] == "firing" else a["activeAt"]
-        summary = a["annotations"].get("summary", "")
-        value = "-" if a["value"] is None else f"{a['value']:g}"
-        print(
-            f"{a['state']:<8} {a['severity']:<8} {a['rule']} {_labels(a['labels'])} "
-            f"value={value} since {_iso(since)}" + (f"  {summary}" if summary else "")
+        print_json(
+            {"alerts": view.alerts, "noData": view.no_data, "pendingNotifications": view.pending}
         )
-    for r in nodata:
+        return EXIT_OK
+    if not view.alerts:
+        print("no active alerts")
+    for a in view.alerts:
+        _print_alert(a)
+    for r in view.no_data:
         print(f"no data  rule {r['rule']} since {_iso(r['since'])}")
-    if pending:
-        print(f"{len(pending)} notification(s) waiting for delivery:")
-        for p in pending:
+    if view.pending:
+        print(f"{len(view.pending)} notification(s) waiting for delivery:")
+        for p in view.pending:
             error = f" — last error: {p['lastError']}" if p["lastError"] else ""
             print(
                 f"  #{p['id']} {p['status']} {p['rule']} to {p['channel']}, "
@@ -275,106 +296,32 @@ def alerts_list(args: argparse.Namespace) -> int:
 
 
 def alerts_history(args: argparse.Namespace) -> int:
-    from atlas.alerting import history
+    from atlas.agent import admin
     from atlas.commands.common import print_json
 
     settings = _settings(args)
     since = _since(args.since, time.time())
-    conn = _open_db(settings)
-    try:
-        events = history.history(conn, since, args.limit)
-    finally:
-        conn.close()
+    events = admin.events(settings, since, args.limit)
     if args.output == "json":
         print_json({"since": since, "events": events})
         return EXIT_OK
     if not events:
         print(f"nothing since {_iso(since)}")
     for e in events:
-        if e["kind"] == "state":
-            who = "(rule)" if not e["fingerprint"] else _labels(e["labels"])
-            value = "" if e["value"] is None else f" value={e['value']:g}"
-            print(
-                f"{_iso(e['at'])}  state     {e['rule']} {who}: {e['from']} -> {e['to']}"
-                f"{value} ({e['reason']})"
-            )
-        else:
-            error = f": {e['error']}" if e["error"] else ""
-            print(
-                f"{_iso(e['at'])}  delivery  {e['rule']} {e['status']} to {e['channel']}"
-                f" attempt {e['attempt']}: {e['result']}{error}"
-            )
+        _print_event(e)
     return EXIT_OK
 
 
 def alerts_test(args: argparse.Namespace) -> int:
-    from atlas.alerting.channels import build_channel
-    from atlas.alerting.history import record_test_attempt
-    from atlas.alerting.model import test_notification
-    from atlas.alerting.outbox import new_key
-    from atlas.alerting.redact import Redactor
-    from atlas.alerting.smtp import SmtplibSmtp
-    from atlas.alerting.store import open_db
-    from atlas.commands.common import print_json
-    from atlas.errors import ConfigError, DeliveryError, StorageError
-    from atlas.monitoring.envfile import parse_env_file
-    from atlas.monitoring.http import HttpxHttp
+    from atlas.agent import admin
 
     settings = _settings(args)
-    ch = settings.alerting.channel(args.channel)
-    if ch is None:
-        names = ", ".join(c.name for c in settings.alerting.channels) or "none"
-        raise ConfigError(f"no channel named {args.channel!r} (channels: {names})")
-    env = dict(os.environ)
     env_file = args.env_file or _config_path(args).with_name("monitoring.env")
-    missing = [v for v in ch.secret_envs if not env.get(v)]
-    if missing:
-        try:
-            from_file = parse_env_file(Path(env_file).read_text(encoding="utf-8"))
-        except OSError as exc:
-            if args.env_file is not None:
-                raise ConfigError(f"{env_file}: cannot read: {exc.strerror}") from exc
-            from_file = {}
-        env = {**from_file, **env}
-    http = HttpxHttp(trust_env=True, user_agent=f"atlas-monitoring/{settings.version or 'dev'}")
-    channel = build_channel(
-        ch, env, http=http, smtp=SmtplibSmtp(), redactor=Redactor(), version=settings.version
+    result = admin.send_test(
+        settings, args.channel, os.environ, Path(env_file), args.env_file is not None
     )
-    now = time.time()
-    start = time.monotonic()
-    error: str | None = None
-    try:
-        channel.send(
-            test_notification(ch.name, settings.external_url, settings.environment, now), new_key()
-        )
-    except DeliveryError as exc:
-        error = str(exc)
-    finally:
-        http.close()
-    took = time.monotonic() - start
-    result = "success" if error is None else "failed"
-    if Path(settings.database_path).exists():
-        try:
-            conn = open_db(settings.database_path, settings.busy_timeout_s)
-            try:
-                record_test_attempt(conn, ch.name, now, result, error, took)
-            finally:
-                conn.close()
-        except (StorageError, OSError, Exception) as exc:  # noqa: BLE001 - history is best effort
-            print(f"atlas: warning: the attempt was not recorded: {exc}", file=sys.stderr)
-    if args.output == "json":
-        print_json(
-            {"channel": ch.name, "type": ch.type, "result": result, "error": error,
-             "durationSeconds": round(took, 3)}
-        )  # fmt: skip
-    elif error is None:
-        print(f"test notification delivered to {ch.name} ({ch.type}) in {took:.2f}s")
-    else:
-        print(
-            f"atlas: error: test notification to {ch.name} ({ch.type}) failed: {error}",
-            file=sys.stderr,
-        )
-    return EXIT_OK if error is None else EXIT_ERROR
+    _print_test(result, args.output)
+    return EXIT_OK if result.delivered else EXIT_ERROR
 
 
 # ---------------------------------------------------------------- atlas maintenance
@@ -382,21 +329,17 @@ def alerts_test(args: argparse.Namespace) -> int:
 
 def _maintenance_file(args: argparse.Namespace) -> Path:
     """The file named by the agent's config; without a config, the rendered default."""
+    from atlas.agent.admin import maintenance_file
     from atlas.commands.common import layout_of
-    from atlas.errors import ConfigError
 
-    path = _config_path(args)
-    if path.exists() or args.config is not None:
-        try:
-            return Path(_settings(args).maintenance_file)
-        except ConfigError:
-            if args.config is not None:
-                raise
+    named = maintenance_file(_config_path(args), args.config is not None, _root(args))
+    if named is not None:
+        return named
     layout = layout_of(args)
     return layout.on_disk(layout.data_dir / "maintenance.json")
 
 
-def _window_json(w: Any, path: Path) -> dict[str, Any]:
+def _window_json(w: Maintenance | None, path: Path) -> dict[str, str | bool | None]:
     if w is None:
         return {"active": False, "file": str(path)}
     return {
@@ -408,7 +351,7 @@ def _window_json(w: Any, path: Path) -> dict[str, Any]:
     }
 
 
-def _print_window(w: Any, path: Path, output: str) -> None:
+def _print_window(w: Maintenance | None, path: Path, output: str) -> None:
     from atlas.commands.common import print_json
 
     if output == "json":

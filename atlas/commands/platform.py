@@ -8,7 +8,9 @@
 
 The operator verbs find the rendered config through --scope/--root (DESIGN.md §4)
 unless --config names it; paths inside a config are host paths, resolved under
---root.
+--root. What the verbs do is in the platform packages (``atlas.core``,
+``atlas.resilience.dlq``, ``atlas.services``); this module parses the arguments and
+prints the results.
 """
 
 from __future__ import annotations
@@ -17,10 +19,17 @@ import argparse
 import os
 import sys
 import time
-from pathlib import Path
-from typing import Any
+from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING
 
-from atlas.commands.args import EXIT_ERROR, EXIT_OK, add_host, add_output
+from atlas.commands.args import EXIT_ERROR, EXIT_OK, Subparsers, add_host, add_output
+
+if TYPE_CHECKING:
+    from atlas.core.settings import CoreSettings
+    from atlas.core.store import Store
+    from atlas.resilience.dlq import Selection
+    from atlas.services.settings import BackupSettings, ServicesSettings
+    from reconciler.paths import HostLayout
 
 
 def _positive(text: str) -> int:
@@ -42,7 +51,13 @@ def _duration(text: str) -> float:
         raise argparse.ArgumentTypeError(f"expected a duration like 30m or 7d: {text!r}") from exc
 
 
-def register(sub: Any) -> None:
+def register(sub: Subparsers) -> None:
+    _register_services(sub)
+    _register_dlq(sub)
+    _register_backup(sub)
+
+
+def _register_services(sub: Subparsers) -> None:
     for component, helptext in (
         ("core", "run the ingestion worker (systemd unit atlas-core)"),
         ("api", "run the HTTP API (systemd unit atlas-api)"),
@@ -61,6 +76,8 @@ def register(sub: Any) -> None:
     p.add_argument("--config", type=Path, required=True, help="rendered services.json")
     p.set_defaults(handler=run_services)
 
+
+def _register_dlq(sub: Subparsers) -> None:
     dlq = sub.add_parser("dlq", help="the dead-letter queue of failed fetches")
     dlq_sub = dlq.add_subparsers(dest="dlq_command", metavar="VERB")
     dlq_sub.required = True
@@ -87,6 +104,8 @@ def register(sub: Any) -> None:
             )
         p.set_defaults(handler={"list": dlq_list, "retry": dlq_retry, "purge": dlq_purge}[verb])
 
+
+def _register_backup(sub: Subparsers) -> None:
     backup = sub.add_parser("backup", help="backups of the content database")
     backup_sub = backup.add_subparsers(dest="backup_command", metavar="VERB")
     backup_sub.required = True
@@ -138,7 +157,7 @@ def run_services(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------- dead letters
 
 
-def _config_path(args: argparse.Namespace, name: str) -> tuple[Path, Any]:
+def _config_path(args: argparse.Namespace, name: str) -> tuple[Path, HostLayout]:
     from atlas.commands.common import layout_of
 
     layout = layout_of(args)
@@ -146,36 +165,30 @@ def _config_path(args: argparse.Namespace, name: str) -> tuple[Path, Any]:
     return path, layout
 
 
-def _core(args: argparse.Namespace) -> tuple[Any, Any]:
+def _core(args: argparse.Namespace) -> tuple[CoreSettings, Store]:
     """(core settings, an open Store) for the operator verbs."""
-    from atlas import db
     from atlas.core import settings as core_settings
-    from atlas.core.schema import MIGRATIONS
-    from atlas.core.store import Store
-    from atlas.errors import StorageError
+    from atlas.core.store import open_existing_store
 
     path, layout = _config_path(args, "core.json")
     settings = core_settings.load(path)
-    database = layout.on_disk(settings.database)
-    if not database.exists():
-        raise StorageError(f"database {database} does not exist (has atlas-core run yet?)")
-    return settings, Store(db.connect(database, MIGRATIONS, settings.busy_timeout_s))
+    return settings, open_existing_store(
+        layout.on_disk(PurePosixPath(settings.database)), settings.busy_timeout_s
+    )
 
 
-def _select(args: argparse.Namespace, conn: Any, verb: str) -> list[Any]:
+def _selection(args: argparse.Namespace, verb: str) -> Selection:
     from atlas.errors import ConfigError
-    from atlas.resilience import dlq
+    from atlas.resilience.dlq import Selection
 
-    ids = getattr(args, "ids", [])
-    everything = getattr(args, "all", False)
-    older = getattr(args, "older_than", None)
-    if verb != "list" and not (ids or args.source or everything or older is not None):
+    chosen = Selection(
+        tuple(getattr(args, "ids", [])),
+        tuple(args.source),
+        getattr(args, "all", False),
+        getattr(args, "older_than", None),
+    )
+    if verb != "list" and chosen.empty:
         raise ConfigError(f"dlq {verb}: say which: dead-letter IDs, --source NAME or --all")
-    failed_before = time.time() - older if older is not None else None
-    chosen: list[Any] = dlq.entries(conn, ids, args.source, failed_before=failed_before)
-    missing = sorted(set(ids) - {e.id for e in chosen})
-    if missing:
-        raise ConfigError(f"no dead letter with id {', '.join(map(str, missing))}")
     return chosen
 
 
@@ -189,10 +202,11 @@ def _age(seconds: float) -> str:
 
 def dlq_list(args: argparse.Namespace) -> int:
     from atlas.commands.common import print_json
+    from atlas.resilience import dlq
 
     _, store = _core(args)
     try:
-        entries = _select(args, store.conn, "list")
+        entries = dlq.select(store.conn, _selection(args, "list"), time.time())
     finally:
         store.close()
     if args.output == "json":
@@ -214,10 +228,11 @@ def dlq_list(args: argparse.Namespace) -> int:
 def dlq_retry(args: argparse.Namespace) -> int:
     from atlas.commands.common import print_json
     from atlas.core.oneshot import fetch_now
+    from atlas.resilience import dlq
 
     settings, store = _core(args)
     try:
-        entries = _select(args, store.conn, "retry")
+        entries = dlq.select(store.conn, _selection(args, "retry"), time.time())
         outcomes = fetch_now(settings, store, [e.source for e in entries])
     finally:
         store.close()
@@ -235,15 +250,12 @@ def dlq_retry(args: argparse.Namespace) -> int:
 
 
 def dlq_purge(args: argparse.Namespace) -> int:
-    from atlas import db
     from atlas.commands.common import print_json
     from atlas.resilience import dlq
 
     _, store = _core(args)
     try:
-        with db.transaction(store.conn):
-            entries = _select(args, store.conn, "purge")
-            removed = dlq.delete(store.conn, [e.id for e in entries])
+        removed, entries = dlq.purge(store.conn, _selection(args, "purge"), time.time())
     finally:
         store.close()
     if args.output == "json":
@@ -256,23 +268,20 @@ def dlq_purge(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------- backups
 
 
-def _services(args: argparse.Namespace) -> tuple[Any, Any]:
-    from atlas.errors import ConfigError
+def _services(args: argparse.Namespace) -> tuple[ServicesSettings, BackupSettings, HostLayout]:
     from atlas.services import settings as services_settings
 
     path, layout = _config_path(args, "services.json")
     settings = services_settings.load(path)
-    if settings.backup is None:
-        raise ConfigError(f"{path}: backup: no BackupPolicy is configured")
-    return settings, layout
+    return settings, settings.backup_policy(), layout
 
 
 def backup_list(args: argparse.Namespace) -> int:
     from atlas.commands.common import print_json
     from atlas.services.backup import list_backups
 
-    settings, layout = _services(args)
-    backups = list_backups(layout.on_disk(settings.backup.destination))
+    _, policy, layout = _services(args)
+    backups = list_backups(layout.on_disk(PurePosixPath(policy.destination)))
     if args.output == "json":
         print_json({"backups": [b.as_dict() for b in backups]})
         return EXIT_OK
@@ -286,13 +295,11 @@ def backup_list(args: argparse.Namespace) -> int:
 
 def backup_restore(args: argparse.Namespace) -> int:
     from atlas.commands.common import print_json
-    from atlas.services.backup import restore
+    from atlas.services.backup import passphrase_for, restore
 
-    settings, layout = _services(args)
-    target = args.to or layout.on_disk(settings.database)
-    variable = args.passphrase_env or settings.backup.encryption_key_env
-    passphrase = os.environ.get(variable) if variable else None
-    restore(args.file, target, passphrase, force=args.force)
+    settings, policy, layout = _services(args)
+    target = args.to or layout.on_disk(PurePosixPath(settings.database))
+    restore(args.file, target, passphrase_for(policy, os.environ, args.passphrase_env), args.force)
     if args.output == "json":
         print_json({"restored": str(args.file), "to": str(target)})
     else:

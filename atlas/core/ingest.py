@@ -27,9 +27,9 @@ from atlas.errors import (
     TemporaryFailure,
 )
 from atlas.resilience.breaker import Breakers
-from atlas.resilience.clock import Clock
 from atlas.resilience.ratelimit import AdaptiveLimiter
 from atlas.resilience.retry import RetryPolicy, call_with_retries
+from seams.clock import Clock
 
 
 class _Cancelled(Exception):
@@ -57,7 +57,7 @@ class Ingestor:
             return JobResult(
                 job,
                 "unchanged" if same else "ok",
-                self.clock.time(),
+                self.clock.wall(),
                 self.clock.monotonic() - started,
                 items=() if same else (item,),
                 body_sha256=digest,
@@ -94,7 +94,7 @@ class Ingestor:
             return JobResult(
                 job,
                 "failed",
-                self.clock.time(),
+                self.clock.wall(),
                 self.clock.monotonic() - started,
                 http_status=getattr(exc, "status", None),
                 error=exc,
@@ -105,10 +105,10 @@ class Ingestor:
         try:
             response = call_with_retries(attempt, self.retry, sleep, self.rand)
         except _Cancelled:
-            return JobResult(job, "cancelled", self.clock.time(), 0.0, attempts=attempts[0])
+            return JobResult(job, "cancelled", self.clock.wall(), 0.0, attempts=attempts[0])
         except TemporaryFailure as exc:
             if cancelled[0]:
-                return JobResult(job, "cancelled", self.clock.time(), 0.0, attempts=attempts[0])
+                return JobResult(job, "cancelled", self.clock.wall(), 0.0, attempts=attempts[0])
             if isinstance(exc, CircuitOpen) and last_failure:
                 # the circuit opened during our retries: report what the host did
                 return failed(last_failure[0], exc.retry_after)
@@ -160,7 +160,7 @@ class Ingestor:
         failed: Callable[[PermanentFailure, float | None], JobResult],
     ) -> JobResult:
         source = job.source
-        now = self.clock.time()
+        now = self.clock.wall()
         base = JobResult(
             job,
             "not_modified",
@@ -187,7 +187,7 @@ class Ingestor:
         return replace(
             base,
             status="ok",
-            finished_at=self.clock.time(),
+            finished_at=self.clock.wall(),
             duration_s=self.clock.monotonic() - started,
             items=items,
             body_sha256=digest,

@@ -11,7 +11,7 @@ worker's view of a host.
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import httpx
@@ -23,8 +23,8 @@ from atlas.core.scheduler import Schedule
 from atlas.core.settings import CoreSettings
 from atlas.core.store import Store
 from atlas.resilience.breaker import Breakers
-from atlas.resilience.clock import Clock, SystemClock
 from atlas.resilience.ratelimit import AdaptiveLimiter
+from seams.clock import Clock, SystemClock
 
 
 @dataclass(frozen=True)
@@ -53,7 +53,7 @@ def fetch_now(
         AdaptiveLimiter(settings.rate_policy, clock),
         settings.retry,
         clock,
-        wait=_sleep,
+        wait=_sleeper(clock),
         rand=random.random,
     )
     schedule = Schedule(settings.max_freshness_s, settings.error_backoff.cap_s)
@@ -86,8 +86,11 @@ def fetch_now(
     return out
 
 
-def _sleep(seconds: float) -> bool:
-    import time
+def _sleeper(clock: Clock) -> Callable[[float], bool]:
+    """The ingestor's ``wait``: the clock's sleep, never cut short."""
 
-    time.sleep(seconds)
-    return True
+    def wait(seconds: float) -> bool:
+        clock.sleep(seconds)
+        return True
+
+    return wait

@@ -24,8 +24,8 @@ from atlas.core.metrics_server import start as start_metrics
 from atlas.core.store import open_store
 from atlas.core.worker import Worker
 from atlas.errors import AtlasError, StorageError
-from atlas.resilience.clock import SystemClock
 from atlas.resilience.ratelimit import system_load
+from seams.clock import SystemClock
 from seams.notify import Notifier
 
 STALL_S = 120.0
@@ -92,8 +92,7 @@ def run(config: Path, instance: int | None, env: Mapping[str, str] | None = None
         notifier.stopping()
         worker.shutdown()
     finally:
-        server.shutdown()
-        server.server_close()
+        server.stop()
         store.close()
     logging.getLogger("atlas.core").info("stopped after %d batches", worker.stored_batches)
     return 0

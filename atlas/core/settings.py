@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from atlas.config import load_config
+from atlas.config import BaseSettings, base_settings, load_config
 from atlas.errors import ConfigError
 from atlas.resilience.breaker import BreakerPolicy
 from atlas.resilience.ratelimit import DEFAULT_POLICY, AimdPolicy
@@ -74,13 +74,7 @@ class ErrorBackoff:
 
 
 @dataclass(frozen=True)
-class CoreSettings:
-    config_path: Path
-    environment: str
-    log_level: str
-    data_dir: Path
-    database: Path
-    busy_timeout_s: float
+class CoreSettings(BaseSettings):
     metrics_listen: str
     metrics_port: int
     replicas: int
@@ -167,12 +161,7 @@ def from_dict(data: dict[str, Any], path: Path) -> CoreSettings:
         sources.append(_source(raw, where))
     fetch = data["fetch"]
     return CoreSettings(
-        config_path=path,
-        environment=data["environment"],
-        log_level=data["logLevel"],
-        data_dir=Path(data["dataDir"]),
-        database=Path(data["database"]["path"]),
-        busy_timeout_s=float(data["database"]["busyTimeoutSeconds"]),
+        **base_settings(data, path).base_fields(),
         metrics_listen=data["metrics"]["listen"],
         metrics_port=int(data["metrics"]["port"]),
         replicas=int(data["replicas"]),

@@ -47,6 +47,14 @@ def open_store(path: Path, busy_timeout_s: float) -> Store:
     return Store(db.connect(path, MIGRATIONS, busy_timeout_s))
 
 
+def open_existing_store(path: Path, busy_timeout_s: float) -> Store:
+    """The store of a database the worker has created (what the operator verbs use):
+    StorageError rather than a new, empty database when there is none yet."""
+    if not path.exists():
+        raise StorageError(f"database {path} does not exist (has atlas-core run yet?)")
+    return open_store(path, busy_timeout_s)
+
+
 def _chunks(values: Sequence[Any], size: int = _CHUNK) -> Iterable[Sequence[Any]]:
     for start in range(0, len(values), size):
         yield values[start : start + size]

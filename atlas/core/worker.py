@@ -31,8 +31,8 @@ from atlas.core.settings import InstanceSettings
 from atlas.core.store import Store
 from atlas.errors import StorageError
 from atlas.resilience.breaker import Breakers, State
-from atlas.resilience.clock import Clock, SystemClock
 from atlas.resilience.ratelimit import AdaptiveLimiter, LoadProbe
+from seams.clock import Clock, SystemClock
 
 log = logging.getLogger("atlas.core")
 DLQ_REFRESH_S = 5.0
@@ -90,13 +90,13 @@ class Worker:
         """Record this replica's sources and give every metric series a value."""
         core = self.settings.core
         self.store.sync_sources(
-            self.settings.sources, [s.name for s in core.sources], self.clock.time()
+            self.settings.sources, [s.name for s in core.sources], self.clock.wall()
         )
         hosts = sorted({s.host for s in self.settings.sources if s.host})
         self.metrics.declare_sources(self.store.source_errors(self.names), hosts)
         self.metrics.dlq.set(self.store.dlq_size(self.names))
         for host in hosts:
-            self.store.set_circuit(host, State.CLOSED.value, self.clock.time())
+            self.store.set_circuit(host, State.CLOSED.value, self.clock.wall())
 
     def stop(self) -> None:
         """Stop submitting fetches; the jobs in flight finish (waits cut short)."""
@@ -144,11 +144,11 @@ class Worker:
         next_at = self.store.next_check_at(self.settings.sources)
         if next_at is None:
             return block_s
-        return max(0.0, min(block_s, next_at - self.clock.time()))
+        return max(0.0, min(block_s, next_at - self.clock.wall()))
 
     def _submit_due(self) -> int:
         busy = {job.source.name for job in self.in_flight.values()}
-        due = self.store.due(self.settings.sources, self.clock.time())
+        due = self.store.due(self.settings.sources, self.clock.wall())
         waiting = submitted = 0
         room = self.settings.core.fetch.concurrency - len(self.in_flight)
         for job in due:
@@ -249,4 +249,4 @@ class Worker:
             latest[host] = state
         for host, state in latest.items():
             log.warning("circuit of %s is now %s", host, state.value)
-            self.store.set_circuit(host, state.value, self.clock.time())
+            self.store.set_circuit(host, state.value, self.clock.wall())

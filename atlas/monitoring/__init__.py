@@ -1,10 +1,19 @@
-"""The monitoring agent (``atlas monitor``): it collects system metrics, scrapes and
-health-checks every Atlas component, evaluates the AlertRules rendered into
-``monitoring.json`` and hands notifications to :mod:`atlas.alerting`.
+"""Watching the platform: collectors and the alert rule engine, with no I/O of
+their own beyond the seams passed in. The agent that runs them (``atlas monitor``)
+is :mod:`atlas.agent`; what it sends, and how, is :mod:`atlas.alerting`. This
+package imports neither.
 
-Pure parts (no I/O): ``samples`` (series and selectors), ``derive`` (rates and
-quantiles from two scrapes), ``health.verdict``, ``rules`` (the alert lifecycle),
-``units.parse_show``. Seams to the outside, each a small Protocol passed in:
-``clock.Clock``, ``http.Http``, ``units.UnitStates``; the SMTP seam lives in
-``atlas.alerting.smtp``. Errors are those of :mod:`atlas.errors`.
+* What to watch: ``component.Component`` (a component's units and endpoints).
+* Collectors: ``collect`` (one collection: the rest at once, on a small pool),
+  ``collect_system`` (host metrics via psutil), ``health`` (units and the health
+  URL), ``scrape`` (a component's ``/metrics``), ``units`` (systemd, through
+  ``seams.systemd``), ``http`` (the ``Http`` seam, on httpx).
+* Pure parts: ``samples`` (series and selectors), ``derive`` (rates and quantiles
+  from two scrapes), ``health.verdict``, ``rules`` (``Rule`` and the alert
+  lifecycle).
+* Out: ``exporter`` (the agent's own metric families), ``server`` (its
+  ``/metrics`` and ``/healthz`` routes on ``seams.httpserver``), ``envfile``.
+
+Seams to the outside, each passed in: ``seams.clock.Clock``, ``http.Http``,
+``units.UnitStates``. Errors are those of :mod:`atlas.errors`.
 """

@@ -16,15 +16,16 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 
 from atlas.errors import ProbeFailure
-from atlas.monitoring.clock import Clock
 from atlas.monitoring.collect_system import SystemCollector
+from atlas.monitoring.component import Component
 from atlas.monitoring.derive import derive
 from atlas.monitoring.health import ComponentHealth, HttpCheck, check_http, health_of
 from atlas.monitoring.http import Http
 from atlas.monitoring.samples import Sample, SampleSet, sample
 from atlas.monitoring.scrape import FamilyCache, Scrape, exposed, scrape
-from atlas.monitoring.settings import Component
-from atlas.monitoring.units import UnitStates, UnitStatus
+from atlas.monitoring.units import UnitStates
+from seams.clock import Clock
+from seams.systemd import UnitState
 
 T = TypeVar("T")
 
@@ -89,7 +90,7 @@ class Collector:
     def close(self) -> None:
         self.pool.shutdown(wait=False, cancel_futures=True)
 
-    def _unit_states(self) -> tuple[dict[str, UnitStatus], str | None]:
+    def _unit_states(self) -> tuple[dict[str, UnitState], str | None]:
         names: list[str] = []
         for c in self.components:
             names += [*c.units, *([c.job] if c.job else [])]
@@ -100,7 +101,7 @@ class Collector:
 
     def collect(self) -> Snapshot:
         start = self.clock.monotonic()
-        at = self.clock.now()
+        at = self.clock.wall()
         checks = {
             c.name: self.pool.submit(check_http, c, self.http, self.clock) for c in self.components
         }

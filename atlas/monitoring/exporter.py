@@ -17,9 +17,8 @@ from prometheus_client import CollectorRegistry, Counter, ProcessCollector
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
-from atlas.monitoring.rules import Alert
+from atlas.monitoring.rules import Alert, Rule
 from atlas.monitoring.samples import Sample
-from atlas.monitoring.settings import Rule
 
 HELP = {
     "atlas_system_cpu_percent": "CPU utilisation of the host over the last interval, in percent.",

@@ -12,10 +12,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from atlas.errors import ProbeFailure
-from atlas.monitoring.clock import Clock
+from atlas.monitoring.component import Component
 from atlas.monitoring.http import Http
-from atlas.monitoring.settings import Component
-from atlas.monitoring.units import UnitStatus
+from seams.clock import Clock
+from seams.systemd import UnitState
 
 MAX_HEALTH_BYTES = 256 * 1024
 
@@ -31,8 +31,8 @@ class HttpCheck:
 @dataclass(frozen=True)
 class ComponentHealth:
     component: Component
-    units: tuple[UnitStatus, ...]
-    job: UnitStatus | None
+    units: tuple[UnitState, ...]
+    job: UnitState | None
     http: HttpCheck | None  # None: the component has no health URL
     units_error: str | None = None
 
@@ -46,8 +46,8 @@ class ComponentHealth:
 
 
 def verdict(
-    units: tuple[UnitStatus, ...],
-    job: UnitStatus | None,
+    units: tuple[UnitState, ...],
+    job: UnitState | None,
     http: HttpCheck | None,
     units_error: str | None = None,
 ) -> list[str]:
@@ -80,10 +80,10 @@ def check_http(c: Component, http: Http, clock: Clock) -> HttpCheck | None:
 
 def health_of(
     c: Component,
-    states: Mapping[str, UnitStatus],
+    states: Mapping[str, UnitState],
     units_error: str | None,
     http: HttpCheck | None,
 ) -> ComponentHealth:
-    units = tuple(states.get(u, UnitStatus(u)) for u in c.units)
-    job = states.get(c.job, UnitStatus(c.job)) if c.job else None
+    units = tuple(states.get(u, UnitState(u)) for u in c.units)
+    job = states.get(c.job, UnitState(c.job)) if c.job else None
     return ComponentHealth(c, units, job, http, units_error)

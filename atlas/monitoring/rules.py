@@ -32,13 +32,53 @@ Lifecycle, as in Prometheus::
 from __future__ import annotations
 
 import hashlib
+import math
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from typing import Literal
 
-from atlas.monitoring.samples import Labels, Sample, SampleSet
-from atlas.monitoring.settings import Rule
+from atlas.monitoring.samples import Labels, Sample, SampleSet, Selector
+
+Severity = Literal["critical", "warning", "info"]
+CompareOp = Literal[">", ">=", "<", "<=", "==", "!="]
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One alert rule as the engine evaluates it (built from the config by
+    :func:`atlas.alerting.settings.alerting_from_dict`)."""
+
+    name: str
+    selector: Selector
+    op: CompareOp
+    threshold: float
+    for_s: float
+    keep_firing_for_s: float
+    repeat_interval_s: float  # 0: never repeat
+    severity: Severity
+    channels: tuple[str, ...]
+    labels: dict[str, str] = field(default_factory=dict)
+    annotations: dict[str, str] = field(default_factory=dict)
+
+    def holds(self, value: float) -> bool:
+        """True when ``value op threshold``; NaN never holds."""
+        t = self.threshold
+        if math.isnan(value):
+            return False
+        return {
+            ">": value > t,
+            ">=": value >= t,
+            "<": value < t,
+            "<=": value <= t,
+            "==": value == t,
+            "!=": value != t,
+        }[self.op]
+
+    @property
+    def expression(self) -> str:
+        return f"{self.selector} {self.op} {self.threshold:g}"
+
 
 AlertState = Literal["pending", "firing"]
 GroupStatus = Literal["firing", "resolved"]

@@ -19,10 +19,10 @@ from functools import lru_cache
 from prometheus_client.parser import text_string_to_metric_families
 
 from atlas.errors import ProbeFailure
-from atlas.monitoring.clock import Clock
+from atlas.monitoring.component import Component
 from atlas.monitoring.http import Http
 from atlas.monitoring.samples import Labels, Sample, labels_of
-from atlas.monitoring.settings import Component
+from seams.clock import Clock
 
 MAX_METRICS_BYTES = 8 * 1024 * 1024
 

@@ -1,78 +1,35 @@
-"""The agent's HTTP endpoint: ``/metrics`` for Prometheus, ``/healthz`` for the
-reconciler's health probe. A stdlib threading server: no framework to load."""
+"""The agent's HTTP endpoint: ``/metrics`` for Prometheus, ``/healthz`` (and ``/``)
+for the reconciler's health probe. A route table on ``seams.httpserver.HttpServer``,
+which owns the limits (request deadline, connection cap) every endpoint shares."""
 
 from __future__ import annotations
 
-import json
-import socket
-import threading
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST
 
+from seams.httpserver import Handler, HttpServer, Request, Response
+
 HealthFn = Callable[[], tuple[bool, dict[str, Any]]]
+NOT_FOUND = Response.text(404, "not found: try /metrics or /healthz\n")
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
+def routes(render_metrics: Callable[[], bytes], health: HealthFn) -> dict[tuple[str, str], Handler]:
+    def metrics(_: Request) -> Response:
+        return Response(200, render_metrics(), CONTENT_TYPE_LATEST)
+
+    def healthz(_: Request) -> Response:
+        ok, detail = health()
+        return Response.json(200 if ok else 503, {"status": "ok" if ok else "unhealthy", **detail})
+
+    return {("GET", "/metrics"): metrics, ("GET", "/healthz"): healthz, ("GET", "/"): healthz}
 
 
-class _Server6(_Server):
-    address_family = socket.AF_INET6
-
-
-def _handler(render_metrics: Callable[[], bytes], health: HealthFn) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        server_version = "atlas-monitoring"
-        sys_version = ""
-
-        def do_GET(self) -> None:
-            path = self.path.split("?", 1)[0]
-            if path == "/metrics":
-                self._send(200, CONTENT_TYPE_LATEST, render_metrics())
-            elif path in ("/healthz", "/"):
-                ok, detail = health()
-                body = json.dumps({"status": "ok" if ok else "unhealthy", **detail}).encode()
-                self._send(200 if ok else 503, "application/json", body)
-            else:
-                self._send(
-                    404, "text/plain; charset=utf-8", b"not found: try /metrics or /healthz\n"
-                )
-
-        def _send(self, status: int, content_type: str, body: bytes) -> None:
-            self.send_response(status)
-            self.send_header("Content-Type", content_type)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, format: str, *args: Any) -> None:
-            return
-
-    return Handler
-
-
-class MetricsServer:
-    def __init__(
-        self, host: str, port: int, render_metrics: Callable[[], bytes], health: HealthFn
-    ) -> None:
-        bare = host.strip("[]")
-        server_cls = _Server6 if ":" in bare else _Server
-        self._server = server_cls((bare, port), _handler(render_metrics, health))
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, name="metrics-server", daemon=True
-        )
-
-    @property
-    def port(self) -> int:
-        return int(self._server.server_address[1])
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+def metrics_server(
+    host: str, port: int, render_metrics: Callable[[], bytes], health: HealthFn
+) -> HttpServer:
+    """Bound now (OSError if the address is taken); serving once started."""
+    return HttpServer(
+        host, port, routes(render_metrics, health), name="atlas-monitoring", not_found=NOT_FOUND
+    )

@@ -14,7 +14,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from atlas.resilience.clock import Clock
+from seams.clock import Clock
 
 
 class State(enum.Enum):

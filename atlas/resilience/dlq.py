@@ -6,7 +6,9 @@ successful fetch of the source — by the worker, ``atlas dlq retry`` or the
 background sweep — resolves (deletes) it. Purging an entry forgets the failure
 but never the source: the worker keeps scheduling it with its error backoff.
 
-Every function takes an open connection; callers own the transaction.
+Every function takes an open connection; callers own the transaction (``purge``
+is one transaction of its own). ``Selection`` is what an operator picks entries by
+(``atlas dlq list|retry|purge``).
 """
 
 from __future__ import annotations
@@ -15,6 +17,9 @@ import sqlite3
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
+
+from atlas.db import transaction
+from atlas.errors import ConfigError
 
 SWEEP_BASE_S = 300.0
 SWEEP_CAP_S = 24 * 3600.0
@@ -100,6 +105,40 @@ def entries(
         sql += " WHERE " + " AND ".join(where)
     rows = conn.execute(sql + " ORDER BY first_failed_at, id", params).fetchall()
     return [DeadLetter(*row) for row in rows]
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Dead letters by id, by source, every one, and/or last failed longer ago than."""
+
+    ids: tuple[int, ...] = ()
+    sources: tuple[str, ...] = ()
+    everything: bool = False
+    older_than_s: float | None = None
+
+    @property
+    def empty(self) -> bool:
+        """Nothing was named: a verb that changes entries must not take them all."""
+        return not (self.ids or self.sources or self.everything or self.older_than_s is not None)
+
+
+def select(conn: sqlite3.Connection, chosen: Selection, now: float) -> list[DeadLetter]:
+    """The entries ``chosen`` names, oldest failure first; ConfigError naming any id
+    that is not a dead letter."""
+    failed_before = now - chosen.older_than_s if chosen.older_than_s is not None else None
+    found = entries(conn, chosen.ids, chosen.sources, failed_before=failed_before)
+    missing = sorted(set(chosen.ids) - {e.id for e in found})
+    if missing:
+        raise ConfigError(f"no dead letter with id {', '.join(map(str, missing))}")
+    return found
+
+
+def purge(conn: sqlite3.Connection, chosen: Selection, now: float) -> tuple[int, list[DeadLetter]]:
+    """Forget the chosen entries (their sources stay scheduled), in one transaction:
+    (how many were removed, the entries)."""
+    with transaction(conn):
+        found = select(conn, chosen, now)
+        return delete(conn, [e.id for e in found]), found
 
 
 def delete(conn: sqlite3.Connection, ids: Sequence[int]) -> int:

@@ -22,7 +22,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from atlas.resilience.clock import Clock
+from seams.clock import Clock
 
 LoadProbe = Callable[[], float | None]  # 1-minute load average per CPU, None if unknown
 

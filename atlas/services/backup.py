@@ -19,7 +19,7 @@ import re
 import shutil
 import sqlite3
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -27,6 +27,7 @@ from typing import Any
 from atlas.errors import BackupError, StorageError
 from atlas.services import crypto
 from atlas.services.settings import BackupSettings
+from seams.fsio import fsync_dir
 
 NAME = re.compile(r"^atlas-(\d{8}T\d{6}(?:\.\d{6})?Z)\.db(\.enc)?$")
 
@@ -100,14 +101,6 @@ def _file_chunks(path: Path) -> Iterable[bytes]:
             yield chunk
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def make_backup(
     database: Path,
     settings: BackupSettings,
@@ -160,7 +153,7 @@ def make_backup(
             with plain_tmp.open("rb+") as fh:
                 os.fsync(fh.fileno())
             os.replace(plain_tmp, final)
-        _fsync_dir(dest)
+        fsync_dir(dest)
     finally:
         plain_tmp.unlink(missing_ok=True)
         enc_tmp.unlink(missing_ok=True)
@@ -180,6 +173,14 @@ def prune(destination: Path, keep_last: int, max_age_s: float | None, now: float
             backup.path.unlink(missing_ok=True)
             removed.append(backup.path)
     return removed
+
+
+def passphrase_for(
+    policy: BackupSettings, env: Mapping[str, str], variable: str | None = None
+) -> str | None:
+    """The passphrase from ``variable`` (default: the policy's encryptionKeyEnv)."""
+    name = variable or policy.encryption_key_env
+    return env.get(name) if name else None
 
 
 def restore(backup: Path, target: Path, passphrase: str | None, force: bool = False) -> None:

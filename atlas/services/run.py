@@ -17,32 +17,29 @@ from pathlib import Path
 from typing import Any
 
 from atlas import logs
+from atlas.core import settings as core_settings
+from atlas.core.oneshot import fetch_now
+from atlas.core.store import open_store
 from atlas.errors import AtlasError
-from atlas.resilience.clock import Clock, SystemClock
+from atlas.resilience import dlq
 from atlas.services import settings as services_settings
-from atlas.services.backup import make_backup, prune
+from atlas.services.backup import make_backup, passphrase_for, prune
 from atlas.services.settings import ServicesSettings
 from atlas.services.upkeep import upkeep
+from seams.clock import Clock, SystemClock
 
 log = logging.getLogger("atlas.services")
 
 
 def sweep_dead_letters(s: ServicesSettings, clock: Clock) -> dict[str, Any]:
-    from atlas import db
-    from atlas.core import settings as core_settings
-    from atlas.core.oneshot import fetch_now
-    from atlas.core.schema import MIGRATIONS
-    from atlas.core.store import Store
-    from atlas.resilience import dlq
-
     if not s.database.exists():
         return {"skipped": "no database yet"}
     if not s.core_config.exists():
         return {"skipped": f"{s.core_config} not found: no sources to retry with"}
     core = core_settings.load(s.core_config)
-    store = Store(db.connect(s.database, MIGRATIONS, s.busy_timeout_s))
+    store = open_store(s.database, s.busy_timeout_s)
     try:
-        due = [e.source for e in dlq.entries(store.conn, due_at=clock.time())]
+        due = [e.source for e in dlq.entries(store.conn, due_at=clock.wall())]
         outcomes = fetch_now(core, store, due, clock)
     finally:
         store.close()
@@ -59,9 +56,9 @@ def backup_job(s: ServicesSettings, clock: Clock, env: Mapping[str, str]) -> dic
     b = s.backup
     if b is None:
         return {"skipped": "no BackupPolicy"}
-    passphrase = env.get(b.encryption_key_env) if b.encryption_key_env else None
-    made = make_backup(s.database, b, clock.time(), passphrase, s.busy_timeout_s)
-    removed = prune(b.destination, b.keep_last, b.max_age_s, clock.time())
+    passphrase = passphrase_for(b, env)
+    made = make_backup(s.database, b, clock.wall(), passphrase, s.busy_timeout_s)
+    removed = prune(b.destination, b.keep_last, b.max_age_s, clock.wall())
     log.info("backup %s written (%d bytes); %d old removed", made.path, made.size, len(removed))
     return {"file": str(made.path), "bytes": made.size, "removed": [str(p) for p in removed]}
 

@@ -6,7 +6,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from atlas.config import load_config
+from atlas.config import BaseSettings, base_settings, load_config
+from atlas.errors import ConfigError
 
 
 @dataclass(frozen=True)
@@ -21,13 +22,7 @@ class BackupSettings:
 
 
 @dataclass(frozen=True)
-class ServicesSettings:
-    config_path: Path
-    environment: str
-    log_level: str
-    data_dir: Path
-    database: Path
-    busy_timeout_s: float
+class ServicesSettings(BaseSettings):
     backup: BackupSettings | None
 
     @property
@@ -35,16 +30,17 @@ class ServicesSettings:
         """The worker's config, rendered beside this one: its sources for DLQ retries."""
         return self.config_path.with_name("core.json")
 
+    def backup_policy(self) -> BackupSettings:
+        """The backup policy; ConfigError when none is configured."""
+        if self.backup is None:
+            raise ConfigError(f"{self.config_path}: backup: no BackupPolicy is configured")
+        return self.backup
+
 
 def from_dict(data: dict[str, Any], path: Path) -> ServicesSettings:
     b = data["backup"]
     return ServicesSettings(
-        config_path=path,
-        environment=data["environment"],
-        log_level=data["logLevel"],
-        data_dir=Path(data["dataDir"]),
-        database=Path(data["database"]["path"]),
-        busy_timeout_s=float(data["database"]["busyTimeoutSeconds"]),
+        **base_settings(data, path).base_fields(),
         backup=None
         if b is None
         else BackupSettings(

@@ -4,7 +4,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.monitoring.helpers import FakeClock, HangingServer, TestServer
+from seams.testing import FakeClock
+from tests.monitoring.helpers import HangingServer, TestServer
 
 
 @pytest.fixture

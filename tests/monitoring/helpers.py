@@ -1,6 +1,6 @@
-"""Shared helpers of the monitoring tests: a settable clock, config builders and
-real HTTP servers on 127.0.0.1 (a webhook receiver, a component with /metrics and
-/healthz, one that hangs)."""
+"""Shared helpers of the monitoring tests: config builders and real HTTP servers
+on 127.0.0.1 (a webhook receiver, a component with /metrics and /healthz, one that
+hangs). The test clock is ``seams.testing.FakeClock``."""
 
 from __future__ import annotations
 
@@ -13,22 +13,6 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-
-
-class FakeClock:
-    def __init__(self, start: float = 1_700_000_000.0) -> None:
-        self.t = start
-        self.m = 1000.0
-
-    def now(self) -> float:
-        return self.t
-
-    def monotonic(self) -> float:
-        return self.m
-
-    def advance(self, seconds: float) -> None:
-        self.t += seconds
-        self.m += seconds
 
 
 def rule(name: str = "r", metric: str = "m", **kw: Any) -> dict[str, Any]:

@@ -17,12 +17,12 @@ import httpx
 import pytest
 
 from atlas import maintenance
+from atlas.agent.agent import Agent, AgentDeps
+from atlas.agent.settings import load_settings
 from atlas.alerting import outbox
-from atlas.monitoring.agent import Agent, AgentDeps
-from atlas.monitoring.settings import load_settings
-from atlas.monitoring.units import UnitStatus
+from seams.systemd import UnitState
+from seams.testing import FakeClock
 from tests.monitoring.helpers import (
-    FakeClock,
     TestServer,
     component,
     config,
@@ -34,8 +34,18 @@ from tests.monitoring.test_scrape_and_derive import metrics_text
 
 
 class ActiveUnits:
-    def states(self, units: list[str]) -> dict[str, UnitStatus]:
-        return {u: UnitStatus(u, "loaded", "active", "running", "success", 0) for u in units}
+    def states(self, units: list[str]) -> dict[str, UnitState]:
+        return {
+            u: UnitState(
+                name=u,
+                load_state="loaded",
+                active_state="active",
+                sub_state="running",
+                result="success",
+                main_pid=0,
+            )
+            for u in units
+        }
 
 
 def source_errors(**errors: int) -> str:
@@ -143,9 +153,9 @@ def test_a_channel_that_is_down_gets_the_notification_when_it_is_back(world: Any
 def test_maintenance_records_alerts_but_sends_nothing_until_it_ends(world: Any) -> None:
     agent = world.start()
     window = maintenance.turn_on(
-        agent.settings.maintenance_file, "upgrading", 600, now=world.clock.now()
+        agent.settings.maintenance_file, "upgrading", 600, now=world.clock.wall()
     )
-    assert window.until == world.clock.now() + 600
+    assert window.until == world.clock.wall() + 600
     world.component.state.metrics = source_errors(a=5)
     agent.cycle()
     world.clock.advance(10)

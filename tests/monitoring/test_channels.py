@@ -11,16 +11,19 @@ from typing import Any
 
 import pytest
 
-from atlas.alerting.channels import Channel, build_channel
-from atlas.alerting.model import Notification, notifications_for
+from atlas.agent.settings import settings_from_dict
+from atlas.alerting.channels import Channel
+from atlas.alerting.delivery import build_channel
+from atlas.alerting.model import Notification
 from atlas.alerting.redact import Redactor
+from atlas.alerting.routing import notifications_for
+from atlas.alerting.settings import ChannelSettings
 from atlas.alerting.smtp import SmtplibSmtp
 from atlas.alerting.templates import render_annotations
 from atlas.errors import PermanentDeliveryError, TemporaryDeliveryError
 from atlas.monitoring.http import HttpxHttp
 from atlas.monitoring.rules import EngineState, evaluate
 from atlas.monitoring.samples import SampleSet, sample
-from atlas.monitoring.settings import ChannelSettings, settings_from_dict
 from tests.monitoring.helpers import TestServer, config
 from tests.monitoring.mailserver import Cert, MailServer
 
@@ -50,8 +53,8 @@ def make(
 def notifications(channel: ChannelSettings, *, resolve: bool = False) -> list[Notification]:
     """Real notifications out of the engine: 'disk-full' firing for two mounts (and,
     with ``resolve``, one of them resolving an hour later)."""
+    from atlas.monitoring.rules import Rule
     from atlas.monitoring.samples import Selector
-    from atlas.monitoring.settings import Rule
 
     r = Rule(
         "disk-full",

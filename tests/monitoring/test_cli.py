@@ -12,11 +12,11 @@ from typing import Any
 import pytest
 
 from atlas import maintenance
+from atlas.agent.agent import Agent, AgentDeps
+from atlas.agent.settings import load_settings
 from atlas.cli import main
-from atlas.monitoring.agent import Agent, AgentDeps
-from atlas.monitoring.settings import load_settings
+from seams.testing import FakeClock
 from tests.monitoring.helpers import (
-    FakeClock,
     TestServer,
     component,
     config,

@@ -10,16 +10,16 @@ from typing import Any
 
 import pytest
 
+from atlas.agent.settings import settings_from_dict
 from atlas.alerting import outbox, store
-from atlas.alerting.channels import build_channel
-from atlas.alerting.delivery import Deliverer
+from atlas.alerting.delivery import Deliverer, build_channel
 from atlas.alerting.model import AlertPayload, Notification, build
 from atlas.alerting.redact import Redactor
 from atlas.alerting.smtp import SmtplibSmtp
 from atlas.db import transaction
 from atlas.monitoring.http import HttpxHttp
-from atlas.monitoring.settings import settings_from_dict
-from tests.monitoring.helpers import FakeClock, TestServer, config, webhook_channel
+from seams.testing import FakeClock
+from tests.monitoring.helpers import TestServer, config, webhook_channel
 
 
 def note(channel: str, rule: str, now: float) -> Notification:
@@ -50,7 +50,10 @@ class World:
     def enqueue(self, rule: str, channel: str = "hook") -> int:
         with transaction(self.conn):
             return outbox.enqueue(
-                self.conn, note(channel, rule, self.clock.now()), self.clock.now(), outbox.new_key()
+                self.conn,
+                note(channel, rule, self.clock.wall()),
+                self.clock.wall(),
+                outbox.new_key(),
             )
 
     def rows(self) -> list[tuple[Any, ...]]:
@@ -116,9 +119,9 @@ def test_retries_back_off_between_attempts(
         w.deliverer.deliver_due()
         next_at = outbox.next_due_at(w.conn)
         assert next_at is not None
-        waits.append(next_at - clock.now())
-        assert w.deliverer.deliver_due() == 0 or next_at <= clock.now(), "nothing before it is due"
-        clock.advance(max(next_at - clock.now(), 0) + 0.001)
+        waits.append(next_at - clock.wall())
+        assert w.deliverer.deliver_due() == 0 or next_at <= clock.wall(), "nothing before it is due"
+        clock.advance(max(next_at - clock.wall(), 0) + 0.001)
     ceilings = [10, 20, 40, 40, 40, 40]
     assert all(0 <= wait <= c for wait, c in zip(waits, ceilings, strict=True))
 
@@ -188,6 +191,6 @@ def test_prune_keeps_recent_history_and_pending_rows(
     w.enqueue("pending")
     w.deliverer.deliver_due()
     clock.advance(100)
-    removed = store.prune(w.conn, clock.now(), keep)
+    removed = store.prune(w.conn, clock.wall(), keep)
     assert removed == 3  # the delivered row and both attempts
     assert [r[1] for r in w.rows()] == ["pending"]

@@ -9,9 +9,8 @@ from typing import Any
 import pytest
 
 from atlas.alerting.templates import render_annotations
-from atlas.monitoring.rules import EngineState, Evaluation, evaluate, fingerprint
+from atlas.monitoring.rules import EngineState, Evaluation, Rule, evaluate, fingerprint
 from atlas.monitoring.samples import Matcher, Sample, SampleSet, Selector, sample
-from atlas.monitoring.settings import Rule
 
 T0 = 1_700_000_000.0
 

@@ -8,11 +8,12 @@ import math
 
 import pytest
 
+from atlas.monitoring.component import Component
 from atlas.monitoring.derive import derive, histogram_quantile
 from atlas.monitoring.http import HttpxHttp
 from atlas.monitoring.scrape import Scrape, exposed, parse_metrics, scrape
-from atlas.monitoring.settings import Component
-from tests.monitoring.helpers import FakeClock, TestServer
+from seams.testing import FakeClock
+from tests.monitoring.helpers import TestServer
 
 
 def metrics_text(

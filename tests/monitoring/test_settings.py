@@ -9,13 +9,10 @@ from typing import Any
 
 import pytest
 
+from atlas.agent.settings import load_settings, settings_from_dict
+from atlas.alerting.channels.email import EmailSettings
+from atlas.alerting.channels.webhook import WebhookSettings
 from atlas.errors import ConfigError
-from atlas.monitoring.settings import (
-    EmailSettings,
-    WebhookSettings,
-    load_settings,
-    settings_from_dict,
-)
 from tests.conftest import EXAMPLE
 from tests.monitoring.helpers import config, rule, webhook_channel
 

@@ -9,13 +9,14 @@ import time
 import pytest
 
 from atlas.errors import ProbeFailure
-from atlas.monitoring.clock import SystemClock
 from atlas.monitoring.collect import Collector
 from atlas.monitoring.collect_system import SystemCollector
+from atlas.monitoring.component import Component
 from atlas.monitoring.health import check_http, verdict
 from atlas.monitoring.http import HttpxHttp
-from atlas.monitoring.settings import Component
-from atlas.monitoring.units import SystemctlUnits, UnitStatus, parse_show
+from atlas.monitoring.units import SystemctlUnits
+from seams.clock import SystemClock
+from seams.systemd import UnitState, parse_show
 from tests.monitoring.helpers import HangingServer, TestServer
 
 # Recorded from `systemctl --user show --no-pager -p Id,LoadState,ActiveState,SubState,
@@ -46,8 +47,13 @@ SubState=dead
 
 def test_parse_show_reads_one_block_per_unit_in_order() -> None:
     got = parse_show(RECORDED, ["probe.service", "failing.service", "nope.service"])
-    assert got["probe.service"] == UnitStatus(
-        "probe.service", "loaded", "active", "running", "success", 4242
+    assert got["probe.service"] == UnitState(
+        name="probe.service",
+        load_state="loaded",
+        active_state="active",
+        sub_state="running",
+        result="success",
+        main_pid=4242,
     )
     assert got["probe.service"].active
     assert not got["failing.service"].active and not got["failing.service"].succeeded
@@ -74,8 +80,16 @@ def comp(**kw: object) -> Component:
 
 
 def test_verdict_explains_why_a_component_is_down() -> None:
-    up = UnitStatus("a.service", "loaded", "active", "running")
-    down = UnitStatus("b.service", "loaded", "failed", "failed", "exit-code")
+    up = UnitState(
+        name="a.service", load_state="loaded", active_state="active", sub_state="running"
+    )
+    down = UnitState(
+        name="b.service",
+        load_state="loaded",
+        active_state="failed",
+        sub_state="failed",
+        result="exit-code",
+    )
     assert verdict((up,), None, None) == []
     reasons = verdict((up, down), down, None, None)
     assert reasons == [
@@ -117,11 +131,11 @@ def test_a_body_that_never_ends_hits_the_total_deadline(server: TestServer) -> N
 
 
 class StaticUnits:
-    def __init__(self, states: dict[str, UnitStatus]) -> None:
+    def __init__(self, states: dict[str, UnitState]) -> None:
         self.map = states
 
-    def states(self, units: list[str]) -> dict[str, UnitStatus]:
-        return {u: self.map.get(u, UnitStatus(u)) for u in units}
+    def states(self, units: list[str]) -> dict[str, UnitState]:
+        return {u: self.map.get(u, UnitState(name=u)) for u in units}
 
 
 def test_collection_with_a_hung_component_still_reports_the_others(
@@ -129,7 +143,7 @@ def test_collection_with_a_hung_component_still_reports_the_others(
 ) -> None:
     server.state.metrics = "# TYPE atlas_dlq_size gauge\natlas_dlq_size 3\n"
     active = {
-        u: UnitStatus(u, "loaded", "active", "running")
+        u: UnitState(name=u, load_state="loaded", active_state="active", sub_state="running")
         for u in ("atlas-a.service", "atlas-b.service")
     }
     collector = Collector(

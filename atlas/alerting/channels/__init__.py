@@ -1,34 +1,30 @@
 """Alert channels: email, webhook (Alertmanager format) and Slack.
 
-``build_channel`` turns a channel's settings into a ``Channel``: its ``send`` either
-returns (delivered) or raises a ``DeliveryError`` — permanent when the receiver
-rejected the message, temporary otherwise. Secrets are read from the environment
-mapping passed in (the unit's EnvironmentFile), registered with the ``Redactor``,
-and every error leaving a channel is redacted here, with its cause cut off, so no
-secret can travel further in a message or a traceback.
+Each channel module owns its settings (``EmailSettings``, ``WebhookSettings``,
+``SlackSettings``), how they are read from the config, and its ``Channel``; this
+package holds what they share. A channel's ``send`` either returns (delivered) or
+raises a ``DeliveryError`` — permanent when the receiver rejected the message,
+temporary otherwise. Secrets are read from the environment mapping passed in (the
+unit's EnvironmentFile); ``RedactingChannel`` (applied by
+:func:`atlas.alerting.delivery.build_channel`) redacts every error leaving a
+channel and cuts its cause off, so no secret can travel further in a message or a
+traceback.
 """
 
 from __future__ import annotations
 
-import ssl
 from collections.abc import Mapping
 from typing import Protocol
 
 from atlas.alerting.model import Notification
 from atlas.alerting.redact import Redactor
-from atlas.alerting.smtp import Smtp
 from atlas.errors import (
     DeliveryError,
     PermanentDeliveryError,
     TemporaryDeliveryError,
 )
-from atlas.monitoring.http import Http
-from atlas.monitoring.settings import (
-    ChannelSettings,
-    EmailSettings,
-    SlackSettings,
-    WebhookSettings,
-)
+
+DEFAULT_CHANNEL_TIMEOUT_S = 10.0
 
 
 class Channel(Protocol):
@@ -73,41 +69,6 @@ def secret(env: Mapping[str, str], name: str | None, what: str) -> str:
             "(it comes from the unit's EnvironmentFile)"
         )
     return value
-
-
-def build_channel(
-    ch: ChannelSettings,
-    env: Mapping[str, str],
-    *,
-    http: Http,
-    smtp: Smtp,
-    redactor: Redactor,
-    version: str | None = None,
-    tls_context: ssl.SSLContext | None = None,
-) -> Channel:
-    """The channel for ``ch``, its secrets registered with ``redactor``."""
-    s = ch.settings
-    inner: Channel
-    if isinstance(s, EmailSettings):
-        from atlas.alerting.channels.email import EmailChannel
-
-        if s.password_env and env.get(s.password_env):
-            redactor.add(env[s.password_env], s.username)
-        inner = EmailChannel(ch, s, env, smtp, tls_context)
-    elif isinstance(s, WebhookSettings):
-        from atlas.alerting.channels.webhook import WebhookChannel
-
-        if s.url_env and env.get(s.url_env):
-            redactor.add(env[s.url_env])
-        inner = WebhookChannel(ch, s, env, http, version)
-    else:
-        assert isinstance(s, SlackSettings)
-        from atlas.alerting.channels.slack import SlackChannel
-
-        if env.get(s.url_env):
-            redactor.add(env[s.url_env])
-        inner = SlackChannel(ch, s, env, http, version)
-    return RedactingChannel(inner, redactor)
 
 
 def http_outcome(status: int, body: str, what: str) -> None:

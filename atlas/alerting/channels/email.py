@@ -1,21 +1,60 @@
 """Email channel: a multipart/alternative message (text and HTML) over SMTP.
 
-The Message-ID is derived from the outbox key, so a mail system that sees the same
-notification twice (at-least-once delivery after a crash) can tell.
+``EmailSettings`` is a channel's ``email`` block (the password comes from the
+environment variable ``passwordEnv`` names). The Message-ID is derived from the
+outbox key, so a mail system that sees the same notification twice (at-least-once
+delivery after a crash) can tell.
 """
 
 from __future__ import annotations
 
 import ssl
 from collections.abc import Mapping
+from dataclasses import dataclass
 from email.message import EmailMessage
 from email.utils import formatdate
+from typing import Any, Literal
 
-from atlas.alerting.channels import secret
+from atlas.alerting.channels import DEFAULT_CHANNEL_TIMEOUT_S, secret
 from atlas.alerting.model import Notification
 from atlas.alerting.smtp import Smtp, SmtpServer
 from atlas.alerting.templates import render_message
-from atlas.monitoring.settings import ChannelSettings, EmailSettings
+from atlas.errors import ConfigError
+
+EmailSecurity = Literal["starttls", "tls", "none"]
+
+
+@dataclass(frozen=True)
+class EmailSettings:
+    host: str
+    sender: str
+    to: tuple[str, ...]
+    port: int = 587
+    security: EmailSecurity = "starttls"
+    username: str | None = None
+    password_env: str | None = None
+    timeout_s: float = DEFAULT_CHANNEL_TIMEOUT_S
+
+    @property
+    def secret_envs(self) -> tuple[str, ...]:
+        return (self.password_env,) if self.password_env else ()
+
+
+def email_settings(block: Mapping[str, Any], where: str) -> EmailSettings:
+    """A validated ``email`` block; ``where`` names the channel in errors."""
+    s = EmailSettings(
+        host=block["host"],
+        sender=block["from"],
+        to=tuple(block["to"]),
+        port=int(block.get("port", 587)),
+        security=block.get("security", "starttls"),
+        username=block.get("username"),
+        password_env=block.get("passwordEnv"),
+        timeout_s=float(block.get("timeoutSeconds", DEFAULT_CHANNEL_TIMEOUT_S)),
+    )
+    if not s.to:
+        raise ConfigError(f"{where}.email.to: at least one recipient is needed")
+    return s
 
 
 def email_message(
@@ -40,15 +79,16 @@ class EmailChannel:
 
     def __init__(
         self,
-        ch: ChannelSettings,
+        name: str,
         s: EmailSettings,
+        templates: Mapping[str, str],
         env: Mapping[str, str],
         smtp: Smtp,
         tls_context: ssl.SSLContext | None,
     ) -> None:
-        self.name = ch.name
+        self.name = name
         self.s = s
-        self.templates = dict(ch.templates)
+        self.templates = dict(templates)
         self.env = env
         self.smtp = smtp
         self.tls_context = tls_context

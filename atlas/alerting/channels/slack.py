@@ -2,23 +2,46 @@
 
 The attachment is ``danger`` (red) while anything fires and ``good`` (green) when
 all is resolved; its title comes from the subject template and its text from
-``slack.j2`` (or the channel's ``text`` override).
+``slack.j2`` (or the channel's ``text`` override). ``SlackSettings`` is a channel's
+``slack`` block; the incoming-webhook URL comes from the variable ``urlEnv`` names.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
-from atlas.alerting.channels import http_outcome, secret
+from atlas.alerting.channels import DEFAULT_CHANNEL_TIMEOUT_S, http_outcome, secret
 from atlas.alerting.model import Notification
 from atlas.alerting.templates import render_message
 from atlas.errors import ProbeFailure, TemporaryDeliveryError
 from atlas.monitoring.http import Http
-from atlas.monitoring.settings import ChannelSettings, SlackSettings
 
 COLOURS = {"firing": "danger", "resolved": "good"}
+
+
+@dataclass(frozen=True)
+class SlackSettings:
+    url_env: str
+    channel: str | None = None
+    username: str | None = None
+    timeout_s: float = DEFAULT_CHANNEL_TIMEOUT_S
+
+    @property
+    def secret_envs(self) -> tuple[str, ...]:
+        return (self.url_env,) if self.url_env else ()
+
+
+def slack_settings(block: Mapping[str, Any]) -> SlackSettings:
+    """A validated ``slack`` block."""
+    return SlackSettings(
+        url_env=block["urlEnv"],
+        channel=block.get("channel"),
+        username=block.get("username"),
+        timeout_s=float(block.get("timeoutSeconds", DEFAULT_CHANNEL_TIMEOUT_S)),
+    )
 
 
 def slack_payload(
@@ -53,15 +76,16 @@ class SlackChannel:
 
     def __init__(
         self,
-        ch: ChannelSettings,
+        name: str,
         s: SlackSettings,
+        templates: Mapping[str, str],
         env: Mapping[str, str],
         http: Http,
         version: str | None,
     ) -> None:
-        self.name = ch.name
+        self.name = name
         self.s = s
-        self.templates = dict(ch.templates)
+        self.templates = dict(templates)
         self.env = env
         self.http = http
         self.user_agent = f"atlas-monitoring/{version or 'dev'}"

@@ -34,24 +34,27 @@ from pathlib import Path
 from typing import Any
 
 from atlas import maintenance
+from atlas.agent.settings import Settings, load_settings
 from atlas.alerting import outbox, store
-from atlas.alerting.channels import Channel, build_channel
-from atlas.alerting.delivery import Deliverer
-from atlas.alerting.model import Notification, notifications_for
+from atlas.alerting.channels import Channel
+from atlas.alerting.delivery import Deliverer, build_channel
+from atlas.alerting.model import Notification
 from atlas.alerting.redact import Redactor, protect_logs
+from atlas.alerting.routing import notifications_for
+from atlas.alerting.settings import Alerting
 from atlas.alerting.smtp import Smtp, SmtplibSmtp
 from atlas.alerting.templates import render_annotations
 from atlas.errors import AtlasError, ConfigError, StorageError
-from atlas.monitoring.clock import Clock, SystemClock
 from atlas.monitoring.collect import Collector, Snapshot
 from atlas.monitoring.collect_system import SystemCollector
 from atlas.monitoring.exporter import Exporter, ExportView
 from atlas.monitoring.http import Http, HttpxHttp
 from atlas.monitoring.rules import EngineState, Evaluation, evaluate
 from atlas.monitoring.samples import Sample, sample
-from atlas.monitoring.server import MetricsServer
-from atlas.monitoring.settings import Alerting, Settings, load_settings
+from atlas.monitoring.server import metrics_server
 from atlas.monitoring.units import SystemctlUnits, UnitStates
+from seams.clock import Clock, SystemClock
+from seams.httpserver import HttpServer
 from seams.notify import Notifier
 
 log = logging.getLogger("atlas.monitoring")
@@ -103,11 +106,11 @@ class Agent:
         self.rule_channels: dict[str, tuple[str, ...]] = {}
         self.last_cycle_mono: float | None = None
         self.reload_ok = True
-        self.reload_at = self.clock.now()
+        self.reload_at = self.clock.wall()
         self.last_prune = 0.0
         self.conn: sqlite3.Connection | None = None
         self.deliverer: Deliverer | None = None
-        self.server: MetricsServer | None = None
+        self.server: HttpServer | None = None
         self._delivery_thread: threading.Thread | None = None
         self.collector: Collector | None = None
         self._unprotect: Callable[[], None] = lambda: None
@@ -138,7 +141,7 @@ class Agent:
         """Start serving /metrics and /healthz; the bound port."""
         s = self.settings
         try:
-            self.server = MetricsServer(s.listen, s.port, self.exporter.render, self.health)
+            self.server = metrics_server(s.listen, s.port, self.exporter.render, self.health)
         except OSError as exc:
             raise ConfigError(f"cannot listen on {s.listen}:{s.port}: {exc.strerror}") from exc
         self.server.start()
@@ -242,7 +245,7 @@ class Agent:
         """Collect, evaluate, store, notify; None if the evaluation could not be stored."""
         assert self.collector is not None and self.conn is not None
         snap = self.collector.collect()
-        now = self.clock.now()
+        now = self.clock.wall()
         window = maintenance.read(self.settings.maintenance_file, now)
         snap.samples.add(self._own_samples(window is not None))
         start = self.clock.monotonic()
@@ -326,7 +329,7 @@ class Agent:
                 maintenance=silenced,
                 collection_s=snap.duration_s,
                 evaluation_s=evaluation_s,
-                last_cycle_at=self.clock.now(),
+                last_cycle_at=self.clock.wall(),
                 reload_ok=self.reload_ok,
                 reload_at=self.reload_at,
             )
@@ -388,7 +391,7 @@ class Agent:
         if self.deliverer is not None:
             self.deliverer.set_channels(self._channels(fresh.alerting))
         self.reload_ok = True
-        self.reload_at = self.clock.now()
+        self.reload_at = self.clock.wall()
         log.info(
             "reloaded: %d rule(s), %d channel(s)",
             len(fresh.alerting.rules),
