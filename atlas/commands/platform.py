@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from atlas.core.store import Store
     from atlas.resilience.dlq import Selection
     from atlas.services.settings import BackupSettings, ServicesSettings
-    from reconciler.paths import HostLayout
+    from reconciler import HostLayout
 
 
 def _positive(text: str) -> int:
