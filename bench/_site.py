@@ -12,8 +12,8 @@ PROJECT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(PROJECT))
 
 from atlas.usermanager import PrivateManager, why_unavailable  # noqa: E402
-from tests.gitutil import git  # noqa: E402
-from tests.sites import Site  # noqa: E402
+from tests.support.git import git  # noqa: E402
+from tests.support.sites import Site  # noqa: E402
 
 __all__ = ["BenchSite", "git"]
 

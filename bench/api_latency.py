@@ -37,8 +37,9 @@ sys.path.insert(0, str(ROOT))
 from atlas.core.model import Item, Job, JobResult  # noqa: E402
 from atlas.core.scheduler import Schedule  # noqa: E402
 from atlas.core.store import open_store  # noqa: E402
-from tests.feeds import api_config, free_port, write_json  # noqa: E402
-from tests.seeding import rss_source  # noqa: E402
+from tests.support.feeds import api_config, write_json  # noqa: E402
+from tests.support.net import free_port  # noqa: E402
+from tests.support.seeding import rss_source  # noqa: E402
 
 WORDS = [
     "harbour",

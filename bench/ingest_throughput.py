@@ -36,7 +36,7 @@ sys.path.insert(0, str(ROOT))
 from atlas.core import settings as core_settings  # noqa: E402
 from atlas.core.store import open_store  # noqa: E402
 from atlas.core.worker import Worker  # noqa: E402
-from tests.feeds import Entry, core_config, rss20, source  # noqa: E402
+from tests.support.feeds import Entry, core_config, rss20, source  # noqa: E402
 
 PARAGRAPH = (
     "<p>The keeper climbed the <b>spiral stairs</b> at dusk, trimmed the wick and "

@@ -47,7 +47,7 @@ def free_port() -> int:
 def start_systemd(count: int) -> tuple[Any, dict[str, str]]:
     """A private systemd user manager running atlas-c0 … atlas-c{count-1}, if possible."""
     try:
-        from tests.sysd import PrivateManager, why_unavailable
+        from atlas.usermanager import PrivateManager, why_unavailable
     except ImportError:
         return None, dict(os.environ)
     if why_unavailable():

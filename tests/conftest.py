@@ -1,16 +1,19 @@
-"""Shared fixtures: copies of the example manifests, example keys, small helpers."""
+"""Shared fixtures. Helpers live in tests/support/; tests in unit/ (in-process, no
+servers or processes), integration/ (real git, HTTP servers on 127.0.0.1, processes)
+and system/ (a real systemd manager, a real Prometheus)."""
 
 from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-PROJECT = Path(__file__).resolve().parent.parent
-EXAMPLE = PROJECT / "manifests"
-FIXTURE_KEYS = PROJECT / "tests" / "fixtures" / "keys"
+from atlas.usermanager import ManagerUnavailable, PrivateManager, why_unavailable
+from seams.testing import FakeClock
+from tests.support.examples import EXAMPLE, FIXTURE_KEYS
 
 
 @pytest.fixture
@@ -34,24 +37,24 @@ def example_keys(tmp_path: Path) -> dict[str, Path]:
     return out
 
 
-@pytest.fixture
-def systemd_user():
-    """A private systemd user manager, started for the test and stopped after it."""
-    from tests.sysd import ManagerUnavailable, PrivateManager, why_unavailable
+def _unavailable(reason: str) -> None:
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"real-systemd tests must run under CI=true: {reason}")
+    pytest.skip(reason)
 
+
+@pytest.fixture
+def systemd_user() -> Iterator[PrivateManager]:
+    """A private systemd user manager, started for the test and stopped after it."""
     reason = why_unavailable()
     if reason:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"real-systemd tests must run under CI=true: {reason}")
-        pytest.skip(reason)
+        _unavailable(reason)
     manager = PrivateManager()
     try:
         manager.start()
     except ManagerUnavailable as exc:
         manager.cleanup()
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"real-systemd tests must run under CI=true: {exc}")
-        pytest.skip(str(exc))
+        _unavailable(str(exc))
     try:
         yield manager
     finally:
@@ -61,34 +64,18 @@ def systemd_user():
 @pytest.fixture
 def remote(tmp_path: Path) -> tuple[Path, Path]:
     """A bare 'origin' repository of the example manifests and a clone that pushes to it."""
-    import subprocess
+    from tests.support.git import bare_origin, example_repo
 
-    from tests.gitutil import git
-
-    bare = tmp_path / "origin.git"
-    subprocess.run(["git", "init", "-q", "--bare", "-b", "main", str(bare)], check=True)
-    work = tmp_path / "work"
-    shutil.copytree(EXAMPLE, work)
-    git(work, "init", "-q", "-b", "main")
-    git(work, "add", "-A")
-    git(work, "commit", "-qm", "initial")
-    git(work, "remote", "add", "origin", str(bare))
-    git(work, "push", "-q", "origin", "main")
-    return bare, work
+    work = example_repo(tmp_path / "work")
+    return bare_origin(tmp_path / "origin.git", work), work
 
 
-def example_values(keys: dict[str, Path]) -> dict[str, dict[str, str]]:
-    """The decrypted values of the example manifests' secrets: environment → name → value."""
-    import yaml
+@pytest.fixture
+def ops_repo(tmp_path: Path) -> Path:
+    """A git repository (one commit on main) of the example manifests."""
+    from tests.support.git import example_repo
 
-    from reconciler.secrets.keys import load_key_file
-
-    out: dict[str, dict[str, str]] = {}
-    for env, key in keys.items():
-        ring = load_key_file(key)
-        doc = yaml.safe_load((EXAMPLE / "environments" / env / "secrets.yaml").read_text())
-        out[env] = {n: ring.decrypt(env, n, t).reveal() for n, t in doc["spec"]["data"].items()}
-    return out
+    return example_repo(tmp_path / "ops")
 
 
 @pytest.fixture
@@ -98,21 +85,47 @@ def no_key_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
-def atlas(no_key_env: None):
+def atlas(no_key_env: None):  # type: ignore[no-untyped-def]
     """Runs ``atlas`` in-process: ``atlas("secrets", "list", "staging", stdin=b"")``."""
-    from tests.cli import Atlas
+    from tests.support.cli import Atlas
 
     return Atlas()
 
 
 @pytest.fixture
-def ops_repo(tmp_path: Path) -> Path:
-    """A git repository (one commit on main) of the example manifests."""
-    from tests.gitutil import git
+def clock() -> FakeClock:
+    return FakeClock()
 
-    repo = tmp_path / "ops"
-    shutil.copytree(EXAMPLE, repo)
-    git(repo, "init", "-q", "-b", "main")
-    git(repo, "add", "-A")
-    git(repo, "commit", "-qm", "initial")
-    return repo
+
+@pytest.fixture
+def server():  # type: ignore[no-untyped-def]
+    from tests.support.monitoring import TestServer
+
+    s = TestServer()
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def server2():  # type: ignore[no-untyped-def]
+    from tests.support.monitoring import TestServer
+
+    s = TestServer()
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def hanging():  # type: ignore[no-untyped-def]
+    from tests.support.monitoring import HangingServer
+
+    s = HangingServer()
+    yield s
+    s.close()
+
+
+@pytest.fixture(scope="session")
+def smtp_cert(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    from tests.support.mailserver import make_cert
+
+    return make_cert(tmp_path_factory.mktemp("smtp-cert"))

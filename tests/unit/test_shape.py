@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-PROJECT = Path(__file__).resolve().parents[2]
+from tests.support.examples import PROJECT
+
 PACKAGES = ("atlas", "reconciler", "seams")
 MAX_MODULE_LINES = 450
 MAX_FUNCTION_LINES = 80
