@@ -17,6 +17,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from atlas.commands.args import EXIT_ERROR, EXIT_OK, Subparsers, add_host, add_output
+from atlas.commands.common import layout_of, print_json
+from atlas.errors import ConfigError
+from reconciler import parse_duration
 
 if TYPE_CHECKING:
     from atlas.agent.admin import ChannelTest
@@ -138,7 +141,6 @@ def _register_maintenance(sub: Subparsers) -> None:
 def _config_path(args: argparse.Namespace) -> Path:
     if args.config is not None:
         return Path(args.config)
-    from atlas.commands.common import layout_of
 
     layout = layout_of(args)
     return layout.on_disk(layout.config_dir / "monitoring.json")
@@ -155,8 +157,6 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 
 def _duration(text: str, option: str) -> float:
-    from atlas.errors import ConfigError
-    from reconciler import parse_duration
 
     try:
         return parse_duration(text)
@@ -166,9 +166,6 @@ def _duration(text: str, option: str) -> float:
 
 def _since(text: str, now: float) -> float:
     from datetime import UTC, datetime
-
-    from atlas.errors import ConfigError
-    from reconciler import parse_duration
 
     try:
         return now - parse_duration(text)
@@ -229,7 +226,6 @@ def _print_event(e: Event) -> None:
 
 
 def _print_test(t: ChannelTest, output: str) -> None:
-    from atlas.commands.common import print_json
 
     if t.not_recorded is not None:
         print(f"atlas: warning: the attempt was not recorded: {t.not_recorded}", file=sys.stderr)
@@ -253,7 +249,6 @@ def _print_test(t: ChannelTest, output: str) -> None:
 def monitor(args: argparse.Namespace) -> int:
     from atlas.agent import service
     from atlas.alerting.outbox import RetryPolicy
-    from atlas.errors import ConfigError
 
     settings = _settings(args)
     if not 0 < args.retry_initial <= args.retry_max:
@@ -270,7 +265,6 @@ def monitor(args: argparse.Namespace) -> int:
 
 def alerts_list(args: argparse.Namespace) -> int:
     from atlas.agent import admin
-    from atlas.commands.common import print_json
 
     view = admin.overview(_settings(args))
     if args.output == "json":
@@ -297,7 +291,6 @@ def alerts_list(args: argparse.Namespace) -> int:
 
 def alerts_history(args: argparse.Namespace) -> int:
     from atlas.agent import admin
-    from atlas.commands.common import print_json
 
     settings = _settings(args)
     since = _since(args.since, time.time())
@@ -330,7 +323,6 @@ def alerts_test(args: argparse.Namespace) -> int:
 def _maintenance_file(args: argparse.Namespace) -> Path:
     """The file named by the agent's config; without a config, the rendered default."""
     from atlas.agent.admin import maintenance_file
-    from atlas.commands.common import layout_of
 
     named = maintenance_file(_config_path(args), args.config is not None, _root(args))
     if named is not None:
@@ -352,7 +344,6 @@ def _window_json(w: Maintenance | None, path: Path) -> dict[str, str | bool | No
 
 
 def _print_window(w: Maintenance | None, path: Path, output: str) -> None:
-    from atlas.commands.common import print_json
 
     if output == "json":
         print_json(_window_json(w, path))
@@ -379,7 +370,6 @@ def maintenance_on(args: argparse.Namespace) -> int:
 
 def maintenance_off(args: argparse.Namespace) -> int:
     from atlas import maintenance
-    from atlas.commands.common import print_json
 
     path = _maintenance_file(args)
     was_on = maintenance.read(path) is not None

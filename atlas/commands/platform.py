@@ -23,13 +23,15 @@ from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
 from atlas.commands.args import EXIT_ERROR, EXIT_OK, Subparsers, add_host, add_output
+from atlas.commands.common import layout_of, print_json
+from atlas.errors import ConfigError
+from reconciler import HostLayout, parse_duration
 
 if TYPE_CHECKING:
     from atlas.core.settings import CoreSettings
     from atlas.core.store import Store
     from atlas.resilience.dlq import Selection
     from atlas.services.settings import BackupSettings, ServicesSettings
-    from reconciler import HostLayout
 
 
 def _positive(text: str) -> int:
@@ -43,7 +45,6 @@ def _positive(text: str) -> int:
 
 
 def _duration(text: str) -> float:
-    from reconciler import parse_duration
 
     try:
         return parse_duration(text)
@@ -158,7 +159,6 @@ def run_services(args: argparse.Namespace) -> int:
 
 
 def _config_path(args: argparse.Namespace, name: str) -> tuple[Path, HostLayout]:
-    from atlas.commands.common import layout_of
 
     layout = layout_of(args)
     path = args.config or layout.on_disk(layout.config_dir / name)
@@ -178,7 +178,6 @@ def _core(args: argparse.Namespace) -> tuple[CoreSettings, Store]:
 
 
 def _selection(args: argparse.Namespace, verb: str) -> Selection:
-    from atlas.errors import ConfigError
     from atlas.resilience.dlq import Selection
 
     chosen = Selection(
@@ -201,7 +200,6 @@ def _age(seconds: float) -> str:
 
 
 def dlq_list(args: argparse.Namespace) -> int:
-    from atlas.commands.common import print_json
     from atlas.resilience import dlq
 
     _, store = _core(args)
@@ -226,7 +224,6 @@ def dlq_list(args: argparse.Namespace) -> int:
 
 
 def dlq_retry(args: argparse.Namespace) -> int:
-    from atlas.commands.common import print_json
     from atlas.core.oneshot import fetch_now
     from atlas.resilience import dlq
 
@@ -250,7 +247,6 @@ def dlq_retry(args: argparse.Namespace) -> int:
 
 
 def dlq_purge(args: argparse.Namespace) -> int:
-    from atlas.commands.common import print_json
     from atlas.resilience import dlq
 
     _, store = _core(args)
@@ -277,7 +273,6 @@ def _services(args: argparse.Namespace) -> tuple[ServicesSettings, BackupSetting
 
 
 def backup_list(args: argparse.Namespace) -> int:
-    from atlas.commands.common import print_json
     from atlas.services.backup import list_backups
 
     _, policy, layout = _services(args)
@@ -294,7 +289,6 @@ def backup_list(args: argparse.Namespace) -> int:
 
 
 def backup_restore(args: argparse.Namespace) -> int:
-    from atlas.commands.common import print_json
     from atlas.services.backup import passphrase_for, restore
 
     settings, policy, layout = _services(args)
