@@ -3,57 +3,37 @@
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
 
 from atlas.cli import main
-from tests.support.examples import EXAMPLE
-
-
-def git(repo: Path, *args: str) -> str:
-    return subprocess.run(
-        ["git", "-C", str(repo), *args], check=True, capture_output=True, text=True
-    ).stdout
+from tests.support.git import example_repo, git
 
 
 @pytest.fixture
 def manifests_git(tmp_path: Path) -> Path:
-    repo = tmp_path / "ops"
-    shutil.copytree(EXAMPLE, repo)
-    git(repo, "init", "-q", "-b", "main")
-    git(repo, "-c", "user.name=t", "-c", "user.email=t@t", "add", "-A")
-    git(repo, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "initial")
-    return repo
+    return example_repo(tmp_path / "ops")
 
 
 def commit_on(repo: Path, branch: str, path: str, old: str, new: str) -> None:
     git(repo, "checkout", "-q", "-B", branch, "main")
     file = repo / path
     file.write_text(file.read_text().replace(old, new, 1))
-    git(repo, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qam", f"change {path}")
+    git(repo, "commit", "-qam", f"change {path}")
     git(repo, "checkout", "-q", "main")
+
+
+def plan(repo: Path, head: str, env: str, *output: str) -> int:
+    """``atlas plan`` of merging ``head`` into main, for ``env``."""
+    return main(
+        ["plan", "--repo", str(repo), "--base", "main", "--head", head, "--env", env, *output]
+    )
 
 
 def test_markdown_plan_of_a_source_change(manifests_git: Path, capsys) -> None:
     commit_on(manifests_git, "slower", "base/sources.yaml", "interval: 1h", "interval: 3h")
-    code = main(
-        [
-            "plan",
-            "--repo",
-            str(manifests_git),
-            "--base",
-            "main",
-            "--head",
-            "slower",
-            "--env",
-            "development",
-            "--output",
-            "markdown",
-        ]
-    )
+    code = plan(manifests_git, "slower", "development", "--output", "markdown")
     out = capsys.readouterr().out
     assert code == 2
     assert out.startswith("### Atlas plan ")
@@ -70,21 +50,7 @@ def test_no_change_for_an_environment_untouched_by_the_branch(manifests_git: Pat
         "interval: 5m",
         "interval: 6m",
     )
-    code = main(
-        [
-            "plan",
-            "--repo",
-            str(manifests_git),
-            "--base",
-            "main",
-            "--head",
-            "dev-only",
-            "--env",
-            "staging",
-            "--output",
-            "json",
-        ]
-    )
+    code = plan(manifests_git, "dev-only", "staging", "--output", "json")
     doc = json.loads(capsys.readouterr().out)
     assert code == 0
     assert doc["environments"]["staging"]["changes"] is False
@@ -100,21 +66,7 @@ def test_secret_change_without_a_key_is_named_from_the_ciphertext(
     old_line = next(line for line in path.read_text().splitlines() if "smtp_password:" in line)
     new_line = f"    smtp_password: {ring.encrypt('smtp_password', 'rotated-password-value')}"
     commit_on(manifests_git, "rotate", "environments/production/secrets.yaml", old_line, new_line)
-    code = main(
-        [
-            "plan",
-            "--repo",
-            str(manifests_git),
-            "--base",
-            "main",
-            "--head",
-            "rotate",
-            "--env",
-            "production",
-            "--output",
-            "markdown",
-        ]
-    )
+    code = plan(manifests_git, "rotate", "production", "--output", "markdown")
     out = capsys.readouterr().out
     assert code == 2
     assert "- `smtp_password` changed" in out
@@ -124,21 +76,7 @@ def test_secret_change_without_a_key_is_named_from_the_ciphertext(
 
 def test_invalid_head_is_reported_and_exits_1(manifests_git: Path, capsys) -> None:
     commit_on(manifests_git, "broken", "base/sources.yaml", "interval: 1h", "interval: sometimes")
-    code = main(
-        [
-            "plan",
-            "--repo",
-            str(manifests_git),
-            "--base",
-            "main",
-            "--head",
-            "broken",
-            "--env",
-            "development",
-            "--output",
-            "markdown",
-        ]
-    )
+    code = plan(manifests_git, "broken", "development", "--output", "markdown")
     out = capsys.readouterr().out
     assert code == 1
     assert "validation error(s)" in out
@@ -146,18 +84,6 @@ def test_invalid_head_is_reported_and_exits_1(manifests_git: Path, capsys) -> No
 
 
 def test_unknown_ref_is_a_clear_error(manifests_git: Path, capsys) -> None:
-    code = main(
-        [
-            "plan",
-            "--repo",
-            str(manifests_git),
-            "--base",
-            "main",
-            "--head",
-            "nope",
-            "--env",
-            "development",
-        ]
-    )
+    code = plan(manifests_git, "nope", "development")
     assert code == 1
     assert "no branch, tag or commit named 'nope'" in capsys.readouterr().err

@@ -64,6 +64,12 @@ def repo(tmp_path: Path, example_keys: dict[str, Path], atlas: Atlas) -> GitRepo
     return r
 
 
+def dry_run(repo: GitRepo, root: Path) -> list[object]:
+    """``atlas reconcile --dry-run`` of production at the branch ``change`` against ``root``."""
+    return ["reconcile", "--dry-run", "--repo", repo.path, "--ref", "change",
+            "--env", "production", "--scope", "user", "--root", root]  # fmt: skip
+
+
 def known(example_keys: dict[str, Path]) -> dict[str, str]:
     values = {f"production {n}": v for n, v in example_values(example_keys)["production"].items()}
     return {**values, "new smtp": NEW_SMTP, "chat url": CHAT_URL}
@@ -237,22 +243,7 @@ def test_reconcile_dry_run_names_secret_changes_in_every_format(
     # positive control: the env files do hold the values, and the checker sees them
     assert LeakCheck(values).tree(root.joinpath(*env_files[0].relative_to(root).parts[:-1]))
     before = host_files(root)
-    common = [
-        "reconcile",
-        "--dry-run",
-        "--repo",
-        repo.path,
-        "--ref",
-        "change",
-        "--env",
-        "production",
-        "--scope",
-        "user",
-        "--root",
-        root,
-        "--key-file",
-        key,
-    ]
+    common = [*dry_run(repo, root), "--key-file", key]
     for output in ("text", "json", "markdown"):
         r = atlas(*common, "-o", output)
         assert r.code == 2, r.err
@@ -282,20 +273,7 @@ def test_reconcile_with_a_bad_key_names_the_secret_and_changes_nothing(
     _apply_by_hand(repo, "main", example_keys["production"], root, tmp_path / "cache")
     before = host_files(root)
     leaks = LeakCheck(known(example_keys))
-    common = [
-        "reconcile",
-        "--dry-run",
-        "--repo",
-        repo.path,
-        "--ref",
-        "change",
-        "--env",
-        "production",
-        "--scope",
-        "user",
-        "--root",
-        root,
-    ]
+    common = dry_run(repo, root)
     missing = atlas(*common, "--key-file", tmp_path / "absent.key")
     assert missing.code == 1
     assert "environment 'production': cannot decrypt secret" in missing.err

@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from reconciler.secrets.keys import load_key_file
-from tests.support.cli import Atlas
+from tests.support.cli import Atlas, Result
 from tests.support.examples import EXAMPLE, FAKE_EDITOR, example_values
 from tests.support.leakcheck import LeakCheck
 
@@ -47,6 +47,13 @@ def write_tokens(repo: Path, env: str, changes: dict[str, str]) -> None:
     path.write_text(text)
 
 
+def set_secret(atlas: Atlas, repo: Path, key: Path, name: str, value: bytes) -> Result:
+    """``atlas secrets set production NAME`` with ``value`` on stdin."""
+    return atlas(
+        "secrets", "set", "production", name, "--repo", repo, "--key-file", key, stdin=value
+    )
+
+
 @pytest.fixture
 def prod(example_repo: Path, example_keys: dict[str, Path]) -> tuple[Path, Path]:
     return example_repo, example_keys["production"]
@@ -56,17 +63,7 @@ def test_set_then_get_keeps_comments_and_order(atlas: Atlas, prod: tuple[Path, P
     repo, key = prod
     path = repo / "environments/production/secrets.yaml"
     before = path.read_text()
-    r = atlas(
-        "secrets",
-        "set",
-        "production",
-        "smtp_password",
-        "--repo",
-        repo,
-        "--key-file",
-        key,
-        stdin=NEW_VALUE.encode() + b"\n",
-    )
+    r = set_secret(atlas, repo, key, "smtp_password", NEW_VALUE.encode() + b"\n")
     assert r.code == 0, r.err
     assert "secret smtp_password changed in environments/production/secrets.yaml" in r.out
     after = path.read_text()
@@ -82,33 +79,13 @@ def test_set_then_get_keeps_comments_and_order(atlas: Atlas, prod: tuple[Path, P
     )
     assert r.out == NEW_VALUE
     # the same value again: nothing rewritten
-    r = atlas(
-        "secrets",
-        "set",
-        "production",
-        "smtp_password",
-        "--repo",
-        repo,
-        "--key-file",
-        key,
-        stdin=NEW_VALUE.encode(),
-    )
+    r = set_secret(atlas, repo, key, "smtp_password", NEW_VALUE.encode())
     assert "unchanged" in r.out and path.read_text() == after
 
 
 def test_a_new_name_goes_in_sorted_place(atlas: Atlas, prod: tuple[Path, Path]) -> None:
     repo, key = prod
-    r = atlas(
-        "secrets",
-        "set",
-        "production",
-        "chat_token",
-        "--repo",
-        repo,
-        "--key-file",
-        key,
-        stdin=ANOTHER.encode(),
-    )
+    r = set_secret(atlas, repo, key, "chat_token", ANOTHER.encode())
     assert r.code == 0 and "secret chat_token added" in r.out
     assert list(tokens(repo, "production")) == [
         "backup_key",
@@ -228,17 +205,7 @@ def test_rm_refuses_a_secret_in_use(atlas: Atlas, prod: tuple[Path, Path]) -> No
     r = atlas("secrets", "rm", "production", "smtp_password", "--repo", repo)
     assert r.code == 1 and "used by AlertChannel/ops" in r.err
     assert snapshot(repo) == before
-    atlas(
-        "secrets",
-        "set",
-        "production",
-        "spare_token",
-        "--repo",
-        repo,
-        "--key-file",
-        key,
-        stdin=ANOTHER.encode(),
-    )
+    set_secret(atlas, repo, key, "spare_token", ANOTHER.encode())
     r = atlas("secrets", "rm", "production", "spare_token", "--repo", repo)
     assert r.code == 0 and "spare_token" not in tokens(repo, "production")
 

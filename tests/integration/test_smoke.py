@@ -4,26 +4,22 @@ from atlas.cli import main
 from tests.support.examples import EXAMPLE
 
 
+def dry_run(repo: Path, ref: str | None, root: Path) -> int:
+    """``atlas reconcile --dry-run`` of the development environment against ``root``."""
+    where = ["--ref", ref] if ref else []
+    return main(
+        ["reconcile", "--dry-run", "--repo", str(repo), *where, "--env", "development",
+         "--scope", "user", "--root", str(root)]
+    )  # fmt: skip
+
+
 def test_example_manifests_are_valid(capsys) -> None:
     assert main(["validate", str(EXAMPLE)]) == 0
     assert "valid: development" in capsys.readouterr().out
 
 
 def test_dry_run_of_development_against_empty_root(tmp_path: Path, capsys) -> None:
-    code = main(
-        [
-            "reconcile",
-            "--dry-run",
-            "--repo",
-            str(EXAMPLE),
-            "--env",
-            "development",
-            "--scope",
-            "user",
-            "--root",
-            str(tmp_path),
-        ]
-    )
+    code = dry_run(EXAMPLE, None, tmp_path)
     assert code == 2
     out = capsys.readouterr().out
     assert "start         atlas-api.service" in out
@@ -35,22 +31,7 @@ def test_dry_run_of_a_git_repository_leaves_no_trace(
 ) -> None:
     root = tmp_path / "root"
     root.mkdir()
-    code = main(
-        [
-            "reconcile",
-            "--dry-run",
-            "--repo",
-            str(ops_repo),
-            "--ref",
-            "main",
-            "--env",
-            "development",
-            "--scope",
-            "user",
-            "--root",
-            str(root),
-        ]
-    )
+    code = dry_run(ops_repo, "main", root)
     assert code == 2
     assert list(root.iterdir()) == [], "no git cache, no state database"
 
@@ -72,22 +53,7 @@ def test_dry_run_does_not_change_the_state_database(
         for p in (tmp_path / "root").rglob("*")
         if p.is_file() and "reconciler" in p.parts
     }
-    code = main(
-        [
-            "reconcile",
-            "--dry-run",
-            "--repo",
-            str(ops_repo),
-            "--ref",
-            "main",
-            "--env",
-            "development",
-            "--scope",
-            "user",
-            "--root",
-            str(tmp_path / "root"),
-        ]
-    )
+    code = dry_run(ops_repo, "main", tmp_path / "root")
     assert code == 2, capsys.readouterr()
     after = {
         p: p.read_bytes()

@@ -90,9 +90,11 @@ class Site:
                 raise AssertionError(f"the watch loop never answered: {proc.communicate()[0]}")
             time.sleep(0.2)
 
-    def reconcile_args(self) -> list[str]:
+    def reconcile_args(self, repo: str | None = None) -> list[str]:
+        """Where ``atlas reconcile`` finds this site: its origin (or ``repo``), main, dev."""
         return [
-            "--repo", str(self.bare), "--ref", "main", "--env", "development", "--scope", "user",
+            "--repo", repo or str(self.bare), "--ref", "main", "--env", "development",
+            "--scope", "user",
         ]  # fmt: skip
 
     def reconcile(

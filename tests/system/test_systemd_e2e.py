@@ -187,20 +187,7 @@ def test_sigkill_after_each_action_still_converges(site: Site) -> None:
     commit(site.work, "base/alerting.yaml", "threshold: 100", "threshold: 250")
     site.push()
     revisions[1] = git(site.work, "rev-parse", "HEAD")
-    dry = site.atlas(
-        "reconcile",
-        "--dry-run",
-        "--repo",
-        str(site.bare),
-        "--ref",
-        "main",
-        "--env",
-        "development",
-        "--scope",
-        "user",
-        "--output",
-        "json",
-    )
+    dry = site.atlas("reconcile", "--dry-run", *site.reconcile_args(), "--output", "json")
     actions = [(a["action"], a["target"]) for a in json.loads(dry.stdout)["actions"]]
     assert {"write", "daemon-reload", "restart", "reload"} <= {verb for verb, _ in actions}, actions
     for n in range(1, len(actions) + 1):
@@ -257,21 +244,7 @@ def test_hand_edits_are_detected_and_healed(site: Site) -> None:
 def test_two_concurrent_reconciles(site: Site) -> None:
     converged(site)
     site.change("base/sources.yaml", "interval: 1h", "interval: 2h")
-    args = [
-        sys.executable,
-        "-m",
-        "atlas",
-        "reconcile",
-        "--once",
-        "--repo",
-        str(site.bare),
-        "--ref",
-        "main",
-        "--env",
-        "development",
-        "--scope",
-        "user",
-    ]
+    args = [sys.executable, "-m", "atlas", "reconcile", "--once", *site.reconcile_args()]
     procs = [
         subprocess.Popen(
             args, env=site.manager.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
@@ -285,20 +258,7 @@ def test_two_concurrent_reconciles(site: Site) -> None:
         if code == 1:
             assert "another reconcile (PID" in err and "was left alone" in err
     assert site.status()["sync"] == "Synced"
-    waited = site.atlas(
-        "reconcile",
-        "--once",
-        "--repo",
-        str(site.bare),
-        "--ref",
-        "main",
-        "--env",
-        "development",
-        "--scope",
-        "user",
-        "--wait",
-        "120",
-    )
+    waited = site.reconcile("--wait", "120")
     assert waited.returncode == 0
 
 
@@ -323,18 +283,7 @@ def test_a_wrongly_signed_webhook_changes_nothing(site: Site) -> None:
     from reconciler.watch.server import signature
 
     url = f"file://{site.bare}"
-    first = site.atlas(
-        "reconcile",
-        "--once",
-        "--repo",
-        url,
-        "--ref",
-        "main",
-        "--env",
-        "development",
-        "--scope",
-        "user",
-    )
+    first = site.atlas("reconcile", "--once", *site.reconcile_args(url))
     assert first.returncode == 0, first.stderr
     secret = "e2e-hook-secret"
     watch = site.watch("--webhook-secret-env", "HOOK_SECRET", repo=url, env={"HOOK_SECRET": secret})
