@@ -47,48 +47,71 @@ class SmtplibSmtp:
     def send(self, message: EmailMessage, server: SmtpServer) -> None:
         where = f"SMTP {server.host}:{server.port}"
         try:
-            client: smtplib.SMTP
-            if server.security == "tls":
-                client = smtplib.SMTP_SSL(
-                    server.host, server.port, timeout=server.timeout_s, context=_context(server)
-                )
-            else:
-                client = smtplib.SMTP(server.host, server.port, timeout=server.timeout_s)
-            with client:
-                client.ehlo()
-                if server.security == "starttls":
-                    if not client.has_extn("starttls"):
-                        raise TemporaryDeliveryError(
-                            f"{where} does not offer STARTTLS, which this channel requires"
-                        )
-                    client.starttls(context=_context(server))
-                    client.ehlo()
-                if server.username:
-                    if server.password is None:
-                        raise TemporaryDeliveryError(
-                            f"{where}: a username is set but the password is not"
-                        )
-                    client.login(server.username, server.password)
-                refused = client.send_message(message)
-        except smtplib.SMTPAuthenticationError as exc:
-            # The message is fine; the channel is misconfigured. Retried, so that the
-            # notification still goes out once the secret is fixed.
-            raise TemporaryDeliveryError(
-                f"{where} refused the login ({exc.smtp_code}): {_reply(exc.smtp_error)}"
-            ) from exc
-        except smtplib.SMTPRecipientsRefused as exc:
-            codes = sorted({code for code, _ in exc.recipients.values()})
-            kind = TemporaryDeliveryError if all(c < 500 for c in codes) else PermanentDeliveryError
-            raise kind(f"{where} refused every recipient ({codes})") from exc
-        except smtplib.SMTPResponseException as exc:
-            kind = PermanentDeliveryError if exc.smtp_code >= 500 else TemporaryDeliveryError
-            raise kind(f"{where} answered {exc.smtp_code}: {_reply(exc.smtp_error)}") from exc
+            with _connect(server) as client:
+                refused = _transact(client, message, server, where)
         except (smtplib.SMTPException, ssl.SSLError, OSError) as exc:
-            raise TemporaryDeliveryError(f"{where}: {type(exc).__name__}: {exc}") from exc
+            raise _translated(exc, where) from exc
         if refused:
             raise PermanentDeliveryError(
                 f"{where} refused recipients: {', '.join(sorted(refused))}"
             )
+
+
+def _connect(server: SmtpServer) -> smtplib.SMTP:
+    """Open the connection: implicit TLS for ``tls``, plain TCP otherwise."""
+    if server.security == "tls":
+        return smtplib.SMTP_SSL(
+            server.host, server.port, timeout=server.timeout_s, context=_context(server)
+        )
+    return smtplib.SMTP(server.host, server.port, timeout=server.timeout_s)
+
+
+def _transact(
+    client: smtplib.SMTP, message: EmailMessage, server: SmtpServer, where: str
+) -> dict[str, tuple[int, bytes]]:
+    """Greet, secure and authenticate as the server's settings ask, then send.
+
+    Returns the recipients the server refused (smtplib raises when it refuses all).
+    """
+    client.ehlo()
+    if server.security == "starttls":
+        _starttls(client, server, where)
+    if server.username:
+        _login(client, server.username, server.password, where)
+    return client.send_message(message)
+
+
+def _starttls(client: smtplib.SMTP, server: SmtpServer, where: str) -> None:
+    if not client.has_extn("starttls"):
+        raise TemporaryDeliveryError(
+            f"{where} does not offer STARTTLS, which this channel requires"
+        )
+    client.starttls(context=_context(server))
+    client.ehlo()
+
+
+def _login(client: smtplib.SMTP, username: str, password: str | None, where: str) -> None:
+    if password is None:
+        raise TemporaryDeliveryError(f"{where}: a username is set but the password is not")
+    client.login(username, password)
+
+
+def _translated(exc: Exception, where: str) -> PermanentDeliveryError | TemporaryDeliveryError:
+    """The platform's error for an smtplib, TLS or socket error: 5xx is permanent."""
+    if isinstance(exc, smtplib.SMTPAuthenticationError):
+        # The message is fine; the channel is misconfigured. Retried, so that the
+        # notification still goes out once the secret is fixed.
+        return TemporaryDeliveryError(
+            f"{where} refused the login ({exc.smtp_code}): {_reply(exc.smtp_error)}"
+        )
+    if isinstance(exc, smtplib.SMTPRecipientsRefused):
+        codes = sorted({code for code, _ in exc.recipients.values()})
+        kind = TemporaryDeliveryError if all(c < 500 for c in codes) else PermanentDeliveryError
+        return kind(f"{where} refused every recipient ({codes})")
+    if isinstance(exc, smtplib.SMTPResponseException):
+        kind = PermanentDeliveryError if exc.smtp_code >= 500 else TemporaryDeliveryError
+        return kind(f"{where} answered {exc.smtp_code}: {_reply(exc.smtp_error)}")
+    return TemporaryDeliveryError(f"{where}: {type(exc).__name__}: {exc}")
 
 
 def _reply(raw: bytes | str) -> str:

@@ -67,55 +67,93 @@ class Fetcher:
     ) -> Response:
         timeout = timeout_s if timeout_s else self.settings.timeout_s
         limit = max_body_bytes or self.settings.max_body_bytes
-        headers = {"Accept": accept}
-        if etag:
-            headers["If-None-Match"] = etag
-        if last_modified:
-            headers["If-Modified-Since"] = last_modified
+        headers = _request_headers(accept, etag, last_modified)
         started = time.monotonic()
-        deadline = started + 2 * timeout
         try:
             with self.client.stream(
                 "GET", url, headers=headers, timeout=httpx.Timeout(timeout)
             ) as response:
-                found = {k.lower(): v for k, v in response.headers.items()}
-                final = str(response.url)
-                status = response.status_code
-                if status == 304:
-                    return Response(304, final, b"", found, time.monotonic() - started)
-                _check_status(status, found, url)
-                declared = found.get("content-length", "")
-                if declared.isdigit() and int(declared) > limit:
-                    raise FetchRejected(
-                        f"{url}: body of {int(declared)} bytes exceeds the limit of {limit}",
-                        status,
-                    )
-                chunks: list[bytes] = []
-                size = 0
-                for chunk in response.iter_bytes():
-                    size += len(chunk)
-                    if size > limit:
-                        raise FetchRejected(
-                            f"{url}: body exceeds the limit of {limit} bytes", status
-                        )
-                    if time.monotonic() > deadline:
-                        raise FetchUnavailable(
-                            f"{url}: response still incomplete after {2 * timeout:g}s"
-                        )
-                    chunks.append(chunk)
-                return Response(status, final, b"".join(chunks), found, time.monotonic() - started)
-        except httpx.TimeoutException as exc:
-            raise FetchUnavailable(f"{url}: timed out after {timeout:g}s ({_kind(exc)})") from exc
-        except httpx.TooManyRedirects as exc:
-            raise FetchRejected(
+                return _read_response(response, url, limit, started, timeout)
+        except _HTTPX_ERRORS as exc:
+            raise self._translated(exc, url, timeout) from exc
+
+    def _translated(
+        self, exc: Exception, url: str, timeout: float
+    ) -> FetchUnavailable | FetchRejected:
+        """The platform's error for one of httpx's: network trouble is temporary."""
+        if isinstance(exc, httpx.TimeoutException):
+            return FetchUnavailable(f"{url}: timed out after {timeout:g}s ({_kind(exc)})")
+        if isinstance(exc, httpx.TooManyRedirects):
+            return FetchRejected(
                 f"{url}: more than {self.settings.max_redirects} redirects (a redirect loop?)"
-            ) from exc
-        except (httpx.UnsupportedProtocol, httpx.InvalidURL) as exc:
-            raise FetchRejected(f"{url}: cannot fetch: {exc}") from exc
-        except httpx.DecodingError as exc:
-            raise FetchRejected(f"{url}: undecodable response body: {exc}") from exc
-        except httpx.TransportError as exc:
-            raise FetchUnavailable(f"{url}: {_kind(exc)}: {exc or 'connection failed'}") from exc
+            )
+        if isinstance(exc, (httpx.UnsupportedProtocol, httpx.InvalidURL)):
+            return FetchRejected(f"{url}: cannot fetch: {exc}")
+        if isinstance(exc, httpx.DecodingError):
+            return FetchRejected(f"{url}: undecodable response body: {exc}")
+        return FetchUnavailable(f"{url}: {_kind(exc)}: {exc or 'connection failed'}")
+
+
+# What ``Fetcher._translated`` knows; TimeoutException and UnsupportedProtocol are
+# TransportErrors.
+_HTTPX_ERRORS = (
+    httpx.TransportError,
+    httpx.TooManyRedirects,
+    httpx.InvalidURL,
+    httpx.DecodingError,
+)
+
+
+def _request_headers(accept: str, etag: str | None, last_modified: str | None) -> dict[str, str]:
+    """Accept, plus the validators that make the GET conditional."""
+    headers = {"Accept": accept}
+    if etag:
+        headers["If-None-Match"] = etag
+    if last_modified:
+        headers["If-Modified-Since"] = last_modified
+    return headers
+
+
+def _read_response(
+    response: httpx.Response, url: str, limit: int, started: float, timeout: float
+) -> Response:
+    """Check the status and size of a streamed answer and read its body."""
+    found = {k.lower(): v for k, v in response.headers.items()}
+    final = str(response.url)
+    status = response.status_code
+    if status == 304:
+        return Response(304, final, b"", found, time.monotonic() - started)
+    _check_status(status, found, url)
+    _check_declared_size(found.get("content-length", ""), url, limit, status)
+    body = _read_body(response, url, limit, started + 2 * timeout, timeout)
+    return Response(status, final, body, found, time.monotonic() - started)
+
+
+def _check_declared_size(declared: str, url: str, limit: int, status: int) -> None:
+    """Refuse before reading when Content-Length already exceeds the limit."""
+    if declared.isdigit() and int(declared) > limit:
+        raise FetchRejected(
+            f"{url}: body of {int(declared)} bytes exceeds the limit of {limit}", status
+        )
+
+
+def _read_body(
+    response: httpx.Response, url: str, limit: int, deadline: float, timeout: float
+) -> bytes:
+    """The decompressed body; refused past ``limit`` bytes or the monotonic ``deadline``
+    (which is twice the ``timeout`` after the request started)."""
+    chunks: list[bytes] = []
+    size = 0
+    for chunk in response.iter_bytes():
+        size += len(chunk)
+        if size > limit:
+            raise FetchRejected(
+                f"{url}: body exceeds the limit of {limit} bytes", response.status_code
+            )
+        if time.monotonic() > deadline:
+            raise FetchUnavailable(f"{url}: response still incomplete after {2 * timeout:g}s")
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def _kind(exc: Exception) -> str:

@@ -49,73 +49,33 @@ class Ingestor:
 
     def run(self, job: Job) -> JobResult:
         started = self.clock.monotonic()
-        source = job.source
-        if not source.remote:
-            item = parse.text_item(source)
-            digest = hashlib.sha256((source.text or "").encode()).hexdigest()
-            same = digest == job.body_sha256
-            return JobResult(
-                job,
-                "unchanged" if same else "ok",
-                self.clock.wall(),
-                self.clock.monotonic() - started,
-                items=() if same else (item,),
-                body_sha256=digest,
-            )
-        attempts = [0]
-        cancelled = [False]
-        last_failure: list[TemporaryFailure] = []
-
-        def sleep(seconds: float) -> bool:
-            if self.wait(seconds):
-                return True
-            cancelled[0] = True
-            return False
-
-        def attempt() -> Response:
-            host = source.host or ""
-            if attempts[0] > 0:  # the loop granted the first attempt; later ones ask
-                if not self.breakers.allow(host):
-                    raise CircuitOpen(host, self.breakers.retry_after(host))
-                while not self.limiter.try_acquire(host):
-                    if not sleep(self.limiter.wait_s(host)):
-                        self.breakers.release(host)
-                        raise _Cancelled
-            attempts[0] += 1
-            try:
-                return self._fetch(job, host)
-            except TemporaryFailure as exc:
-                last_failure[:] = [exc]
-                raise
-
-        def failed(
-            exc: TemporaryFailure | PermanentFailure, retry_after: float | None
-        ) -> JobResult:
-            return JobResult(
-                job,
-                "failed",
-                self.clock.wall(),
-                self.clock.monotonic() - started,
-                http_status=getattr(exc, "status", None),
-                error=exc,
-                retry_after=retry_after,
-                attempts=attempts[0],
-            )
-
+        if not job.source.remote:
+            return self._local(job, started)
+        tries = _Tries(self, job, started)
         try:
-            response = call_with_retries(attempt, self.retry, sleep, self.rand)
+            response = call_with_retries(tries.attempt, self.retry, tries.sleep, self.rand)
         except _Cancelled:
-            return JobResult(job, "cancelled", self.clock.wall(), 0.0, attempts=attempts[0])
+            return tries.cancelled_result()
         except TemporaryFailure as exc:
-            if cancelled[0]:
-                return JobResult(job, "cancelled", self.clock.wall(), 0.0, attempts=attempts[0])
-            if isinstance(exc, CircuitOpen) and last_failure:
-                # the circuit opened during our retries: report what the host did
-                return failed(last_failure[0], exc.retry_after)
-            return failed(exc, getattr(exc, "retry_after", None))
+            return tries.gave_up(exc)
         except PermanentFailure as exc:
-            return failed(exc, None)
-        return self._parsed(job, response, started, attempts[0], failed)
+            return tries.failed(exc, None)
+        return self._parsed(job, response, started, tries.count, tries.failed)
+
+    def _local(self, job: Job, started: float) -> JobResult:
+        """A source whose text is in the config: one item, unchanged if the text is."""
+        source = job.source
+        item = parse.text_item(source)
+        digest = hashlib.sha256((source.text or "").encode()).hexdigest()
+        same = digest == job.body_sha256
+        return JobResult(
+            job,
+            "unchanged" if same else "ok",
+            self.clock.wall(),
+            self.clock.monotonic() - started,
+            items=() if same else (item,),
+            body_sha256=digest,
+        )
 
     def _fetch(self, job: Job, host: str) -> Response:
         source = job.source
@@ -191,4 +151,73 @@ class Ingestor:
             duration_s=self.clock.monotonic() - started,
             items=items,
             body_sha256=digest,
+        )
+
+
+@dataclass
+class _Tries:
+    """The HTTP attempts of one remote job: how many were made, whether shutdown cut
+    a wait short, and the last temporary failure a fetch raised."""
+
+    ingestor: Ingestor
+    job: Job
+    started: float
+    count: int = 0
+    cancelled: bool = False
+    last_failure: TemporaryFailure | None = None
+
+    def sleep(self, seconds: float) -> bool:
+        if self.ingestor.wait(seconds):
+            return True
+        self.cancelled = True
+        return False
+
+    def attempt(self) -> Response:
+        host = self.job.source.host or ""
+        if self.count > 0:  # the loop granted the first attempt; later ones ask
+            self._admit(host)
+        self.count += 1
+        try:
+            return self.ingestor._fetch(self.job, host)
+        except TemporaryFailure as exc:
+            self.last_failure = exc
+            raise
+
+    def _admit(self, host: str) -> None:
+        """Take the host's breaker and a rate-limit token, waiting for the token."""
+        breakers, limiter = self.ingestor.breakers, self.ingestor.limiter
+        if not breakers.allow(host):
+            raise CircuitOpen(host, breakers.retry_after(host))
+        while not limiter.try_acquire(host):
+            if not self.sleep(limiter.wait_s(host)):
+                breakers.release(host)
+                raise _Cancelled
+
+    def gave_up(self, exc: TemporaryFailure) -> JobResult:
+        """The result when a temporary failure outlasted the retries (or a shutdown)."""
+        if self.cancelled:
+            return self.cancelled_result()
+        if isinstance(exc, CircuitOpen) and self.last_failure is not None:
+            # the circuit opened during our retries: report what the host did
+            return self.failed(self.last_failure, exc.retry_after)
+        return self.failed(exc, getattr(exc, "retry_after", None))
+
+    def cancelled_result(self) -> JobResult:
+        return JobResult(
+            self.job, "cancelled", self.ingestor.clock.wall(), 0.0, attempts=self.count
+        )
+
+    def failed(
+        self, exc: TemporaryFailure | PermanentFailure, retry_after: float | None
+    ) -> JobResult:
+        clock = self.ingestor.clock
+        return JobResult(
+            self.job,
+            "failed",
+            clock.wall(),
+            clock.monotonic() - self.started,
+            http_status=getattr(exc, "status", None),
+            error=exc,
+            retry_after=retry_after,
+            attempts=self.count,
         )

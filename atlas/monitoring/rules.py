@@ -212,6 +212,30 @@ def evaluate(
     return ev.result()
 
 
+@dataclass(frozen=True, slots=True)
+class _Observation:
+    """What one evaluation saw of one alert instance of a rule."""
+
+    fingerprint: str
+    labels: dict[str, str]
+    value: float
+    holds: bool  # the rule's condition is true for it
+    gone: bool = False  # its series no longer exists (value and labels are the last seen)
+
+    @property
+    def why_false(self) -> str:
+        return "series gone" if self.gone else "condition false"
+
+
+@dataclass(slots=True)
+class _RuleNews:
+    """What one rule's evaluation has to announce: alerts that start (or resume)
+    firing, None for those held back again while silenced, and resolved alerts."""
+
+    firing: list[GroupAlert | None] = field(default_factory=list)
+    resolved: list[GroupAlert] = field(default_factory=list)
+
+
 class _Evaluator:
     def __init__(self, state: EngineState, now: float, silenced: bool, annotate: Annotator):
         self.now = now
@@ -281,8 +305,7 @@ class _Evaluator:
         if rule.name in self.nodata:
             del self.nodata[rule.name]
             self._rule_state(rule.name, "nodata", "ok", "data is back")
-        firing: list[GroupAlert | None] = []
-        resolved: list[GroupAlert] = []
+        news = _RuleNews()
         seen: set[str] = set()
         key = _rule_key(rule)
         for s in series:
@@ -296,16 +319,15 @@ class _Evaluator:
             prev = mine.get(fp)
             if prev is None and not holds:
                 continue
-            self._step(rule, prev, fp, dict(pairs), s.value, holds, firing, resolved)
+            self._step(rule, prev, _Observation(fp, dict(pairs), s.value, holds), news)
         for fp, prev in mine.items():
             if fp not in seen:
-                self._step(
-                    rule, prev, fp, prev.labels, prev.value, False, firing, resolved, gone=True
-                )
-        fresh = [g for g in firing if g is not None]
+                gone = _Observation(fp, prev.labels, prev.value, holds=False, gone=True)
+                self._step(rule, prev, gone, news)
+        fresh = [g for g in news.firing if g is not None]
         repeat = self._repeats(rule, seen | set(mine), {g.alert.fingerprint for g in fresh})
         reason = "firing" if fresh else ("repeat" if repeat else "resolved")
-        self._emit(rule.name, reason, [*fresh, *repeat, *resolved])
+        self._emit(rule.name, reason, [*fresh, *repeat, *news.resolved])
 
     def _no_data(self, rule: Rule, mine: Mapping[str, Alert]) -> None:
         if rule.name not in self.nodata:
@@ -316,66 +338,72 @@ class _Evaluator:
                 self._forget(a)
                 self._move(a, "inactive", "no data")
 
-    def _step(
-        self,
-        rule: Rule,
-        prev: Alert | None,
-        fp: str,
-        labels: dict[str, str],
-        value: float,
-        holds: bool,
-        firing: list[GroupAlert | None],
-        resolved: list[GroupAlert],
-        gone: bool = False,
-    ) -> None:
-        now = self.now
+    def _step(self, rule: Rule, prev: Alert | None, obs: _Observation, news: _RuleNews) -> None:
+        """Move one alert instance of ``rule`` along its lifecycle, given what this
+        evaluation saw of it; ``prev`` is its state so far (None: inactive)."""
         if prev is None:
-            if not holds:
-                return
-            a = Alert(
-                fp, rule.name, labels, self.annotate(rule, labels, value), "pending", value, now
-            )
-            if rule.for_s <= 0:
-                a = replace(a, state="firing", fired_at=now)
-                self._move(a, "firing", "condition true", frm="inactive")
-                firing.append(self._announce(a))
-            else:
-                self._move(a, "pending", "condition true", frm="inactive")
-                self._store(a)
+            if obs.holds:
+                self._start(rule, obs, news)
             return
-        if value != prev.value or (not prev.annotations and rule.annotations):
-            annotations = self.annotate(rule, labels, value)
-        else:
-            annotations = prev.annotations
-        cur = replace(prev, value=value, annotations=annotations)
+        cur = replace(prev, value=obs.value, annotations=self._annotations(rule, prev, obs))
         if prev.state == "pending":
-            if not holds:
-                self._forget(prev)
-                self._move(cur, "inactive", "series gone" if gone else "condition false")
-            elif now - prev.active_at >= rule.for_s:
-                cur = replace(cur, state="firing", fired_at=now)
-                self._move(cur, "firing", f"condition true for {rule.for_s:g}s", frm="pending")
-                firing.append(self._announce(cur))
-            else:
-                self._store(cur)
+            self._step_pending(rule, prev, cur, obs, news)
+        else:
+            self._step_firing(rule, prev, cur, obs, news)
+
+    def _annotations(self, rule: Rule, prev: Alert, obs: _Observation) -> dict[str, str]:
+        """Rendered anew only when the value changed or the rule gained annotations."""
+        if obs.value != prev.value or (not prev.annotations and rule.annotations):
+            return self.annotate(rule, obs.labels, obs.value)
+        return prev.annotations
+
+    def _start(self, rule: Rule, obs: _Observation, news: _RuleNews) -> None:
+        """inactive -> pending, or straight to firing when the rule has no ``for``."""
+        now = self.now
+        annotations = self.annotate(rule, obs.labels, obs.value)
+        a = Alert(obs.fingerprint, rule.name, obs.labels, annotations, "pending", obs.value, now)
+        if rule.for_s <= 0:
+            a = replace(a, state="firing", fired_at=now)
+            self._move(a, "firing", "condition true", frm="inactive")
+            news.firing.append(self._announce(a))
+        else:
+            self._move(a, "pending", "condition true", frm="inactive")
+            self._store(a)
+
+    def _step_pending(
+        self, rule: Rule, prev: Alert, cur: Alert, obs: _Observation, news: _RuleNews
+    ) -> None:
+        """pending -> inactive when false, -> firing once true for ``for``."""
+        if not obs.holds:
+            self._forget(prev)
+            self._move(cur, "inactive", obs.why_false)
+        elif self.now - prev.active_at >= rule.for_s:
+            cur = replace(cur, state="firing", fired_at=self.now)
+            self._move(cur, "firing", f"condition true for {rule.for_s:g}s", frm="pending")
+            news.firing.append(self._announce(cur))
+        else:
+            self._store(cur)
+
+    def _step_firing(
+        self, rule: Rule, prev: Alert, cur: Alert, obs: _Observation, news: _RuleNews
+    ) -> None:
+        """firing stays firing while true or within ``keepFiringFor``, else resolves."""
+        if obs.holds:
+            self._keep_firing(prev, replace(cur, keep_firing_since=None), news)
             return
-        # firing
-        if holds:
-            self._store(replace(cur, keep_firing_since=None))
-            if not prev.notified:  # e.g. fired during maintenance, which is now over
-                firing.append(self._announce(replace(cur, keep_firing_since=None)))
+        since = prev.keep_firing_since if prev.keep_firing_since is not None else self.now
+        if rule.keep_firing_for_s > 0 and self.now - since < rule.keep_firing_for_s:
+            self._keep_firing(prev, replace(cur, keep_firing_since=since), news)
             return
-        if rule.keep_firing_for_s > 0:
-            since = prev.keep_firing_since if prev.keep_firing_since is not None else now
-            if now - since < rule.keep_firing_for_s:
-                self._store(replace(cur, keep_firing_since=since))
-                if not prev.notified:
-                    firing.append(self._announce(replace(cur, keep_firing_since=since)))
-                return
         self._forget(prev)
-        self._move(cur, "resolved", "series gone" if gone else "condition false")
+        self._move(cur, "resolved", obs.why_false)
         if prev.notified:
-            resolved.append(GroupAlert(cur, "resolved", now))
+            news.resolved.append(GroupAlert(cur, "resolved", self.now))
+
+    def _keep_firing(self, prev: Alert, cur: Alert, news: _RuleNews) -> None:
+        self._store(cur)
+        if not prev.notified:  # e.g. fired during maintenance, which is now over
+            news.firing.append(self._announce(cur))
 
     def _announce(self, a: Alert) -> GroupAlert | None:
         """Store a firing alert that is due to be announced; the entry for its group.

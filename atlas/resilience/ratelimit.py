@@ -17,6 +17,7 @@ means "unknown", never "overloaded".
 
 from __future__ import annotations
 
+import math
 import os
 import threading
 from collections.abc import Callable
@@ -86,6 +87,17 @@ def system_load(clock: Clock, every_s: float = 1.0) -> LoadProbe:
 
 
 class TokenBucket:
+    """``tokens`` as of monotonic time ``stamp``, refilled at ``rate`` up to ``burst``.
+
+    ``try_take`` and ``wait_s`` decide from the same float, ``ready_at``: the time at
+    which the bucket holds a whole token. A refusal changes nothing, so a caller that
+    waits the advised seconds reaches exactly that time and gets its token. (Deciding
+    instead by refilling to ``now`` and comparing with 1.0 disagreed with the advice:
+    ``(stamp + wait) - stamp`` is rounded to the clock's precision, and ``tokens``
+    came out a hair under one.) Taking refills to ``now`` and subtracts one, which
+    may leave ``tokens`` a rounding error below zero: a debt the next wait includes.
+    """
+
     def __init__(self, rate_per_s: float, burst: int, now: float) -> None:
         self.rate = rate_per_s
         self.burst = burst
@@ -97,16 +109,31 @@ class TokenBucket:
             self.tokens = min(float(self.burst), self.tokens + (now - self.stamp) * self.rate)
         self.stamp = now
 
-    def try_take(self, now: float) -> bool:
-        self._refill(now)
+    def ready_at(self) -> float | None:
+        """When the bucket next holds a whole token; None when it holds one now."""
         if self.tokens >= 1.0:
-            self.tokens -= 1.0
-            return True
-        return False
+            return None
+        return self.stamp + (1.0 - self.tokens) / self.rate
+
+    def try_take(self, now: float) -> bool:
+        due = self.ready_at()
+        if due is not None and now < due:
+            return False
+        self._refill(now)
+        self.tokens -= 1.0
+        return True
 
     def wait_s(self, now: float) -> float:
-        self._refill(now)
-        return 0.0 if self.tokens >= 1.0 else (1.0 - self.tokens) / self.rate
+        """Seconds until ``try_take`` succeeds: ``now + wait_s(now) >= ready_at()``."""
+        due = self.ready_at()
+        if due is None or now >= due:
+            return 0.0
+        wait = due - now
+        # Exact, and now + wait == due, whenever now >= due / 2 (Sterbenz); closer to
+        # time 0 the difference may round down, so step it up to the next float.
+        while now + wait < due:
+            wait = math.nextafter(wait, math.inf)
+        return wait
 
 
 class AdaptiveLimiter:
