@@ -126,9 +126,7 @@ def test_aimd_treats_slow_answers_and_high_load_as_congestion() -> None:
 
 
 def test_lower_rate_delays_tokens() -> None:
-    # 1.25 tokens/s for 0.8 s is exactly one token only if the subtraction is exact
-    # enough: at monotonic 1000.8 - 1000.0 it falls just short (float rounding).
-    clock = FakeClock(monotonic=1_000_000.0)
+    clock = FakeClock(monotonic=1000.0)  # where float rounding once left 0.8 s short
     limiter = _limiter(clock)
     assert limiter.try_acquire("h")
     assert not limiter.try_acquire("h")
