@@ -22,6 +22,8 @@ from pathlib import Path
 from seams.resources import EXAMPLE_MANIFESTS
 
 DEMO_BASE = Path("/var/lib/atlas-demo")
+# the bundled development environment, as user units
+DEVELOPMENT = ["--repo", str(EXAMPLE_MANIFESTS), "--env", "development", "--scope", "user"]
 
 
 def atlas(args: list[str], env: dict[str, str] | None = None) -> int:
@@ -99,35 +101,9 @@ def run(argv: list[str] | None = None) -> int:
             "installed, to run its services. Here is the plan it would apply:"
         )
         with tempfile.TemporaryDirectory(prefix="atlas-demo-root-") as root:
-            code = atlas(
-                [
-                    "reconcile",
-                    "--dry-run",
-                    "--repo",
-                    str(EXAMPLE_MANIFESTS),
-                    "--env",
-                    "development",
-                    "--scope",
-                    "user",
-                    "--root",
-                    root,
-                    "--no-diff",
-                ]
-            )
+            code = atlas(["reconcile", "--dry-run", *DEVELOPMENT, "--root", root, "--no-diff"])
         return 0 if code in (0, 2) else code
-    code = atlas(
-        [
-            "reconcile",
-            "--once",
-            "--repo",
-            str(EXAMPLE_MANIFESTS),
-            "--env",
-            "development",
-            "--scope",
-            "user",
-        ],
-        env,
-    )
+    code = atlas(["reconcile", "--once", *DEVELOPMENT], env)
     atlas(["status", "--scope", "user"], env)
     runtime = env.get("XDG_RUNTIME_DIR", "")
     print(

@@ -27,6 +27,13 @@ class BenchSite(Site):
         manager.start()
         super().__init__(manager, Path(tempfile.mkdtemp(prefix="repos-", dir=manager.base)))
 
+    def watch_command(self, interval: str) -> list[str]:
+        """``atlas reconcile --watch`` of this site, polling every ``interval``."""
+        return [
+            sys.executable, "-m", "atlas", "reconcile", "--watch", *self.reconcile_args(),
+            "--interval", interval, "--metrics-addr", f"127.0.0.1:{self.reconciler}",
+        ]  # fmt: skip
+
     def show(self, unit: str, *props: str) -> dict[str, str]:
         return self.manager.show(unit, *props)
 

@@ -16,7 +16,6 @@ import argparse
 import json
 import statistics
 import subprocess
-import sys
 import time
 
 import httpx
@@ -42,18 +41,7 @@ def main() -> None:
         if first.returncode != 0:
             raise SystemExit(first.stdout + first.stderr)
         watch = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "atlas",
-                "reconcile",
-                "--watch",
-                *site.reconcile_args(),
-                "--interval",
-                "10m",
-                "--metrics-addr",
-                f"127.0.0.1:{site.reconciler}",
-            ],
+            site.watch_command("10m"),
             env=site.manager.env,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,

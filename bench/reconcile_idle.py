@@ -17,7 +17,6 @@ import json
 import os
 import statistics
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -89,18 +88,7 @@ def in_process_cycles(site: BenchSite, cycles: int) -> list[float]:
 
 def idle_watch(site: BenchSite, seconds: float) -> dict[str, float]:
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "atlas",
-            "reconcile",
-            "--watch",
-            *site.reconcile_args(),
-            "--interval",
-            "10s",
-            "--metrics-addr",
-            f"127.0.0.1:{site.reconciler}",
-        ],
+        site.watch_command("10s"),
         env=site.manager.env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

@@ -32,22 +32,7 @@ from atlas.monitoring.rules import EngineState, Rule, evaluate
 from atlas.monitoring.samples import Matcher, SampleSet, Selector
 from bench._fixtures import SOURCES, Components
 from seams.clock import SystemClock
-from seams.systemd import UnitState
-
-
-class ActiveUnits:
-    def states(self, units: list[str]) -> dict[str, UnitState]:
-        return {
-            u: UnitState(
-                name=u,
-                load_state="loaded",
-                active_state="active",
-                sub_state="running",
-                result="success",
-                main_pid=0,
-            )
-            for u in units
-        }
+from seams.testing import RunningUnits
 
 
 def rules(n: int = 1000) -> list[Rule]:
@@ -123,7 +108,7 @@ def main() -> None:
             for i in range(5)
         ]
         collector = Collector(
-            components, HttpxHttp(), ActiveUnits(), SystemClock(), SystemCollector()
+            components, HttpxHttp(), RunningUnits(), SystemClock(), SystemCollector()
         )
         collector.collect()
         time.sleep(0.2)

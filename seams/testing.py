@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
+from seams.systemd import UnitState
+
 
 class FakeClock:
     """A clock that only moves when told to: ``advance`` or ``sleep`` move wall and
@@ -25,3 +29,13 @@ class FakeClock:
     def sleep(self, seconds: float) -> None:
         self.slept.append(seconds)
         self.advance(seconds)
+
+
+class RunningUnits:
+    """Units that are all loaded and running, as ``systemctl show`` would say."""
+
+    def states(self, units: Sequence[str]) -> dict[str, UnitState]:
+        return {
+            u: UnitState(u, load_state="loaded", active_state="active", sub_state="running")
+            for u in units
+        }

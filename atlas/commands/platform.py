@@ -19,6 +19,7 @@ import argparse
 import os
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
@@ -78,21 +79,31 @@ def _register_services(sub: Subparsers) -> None:
     p.set_defaults(handler=run_services)
 
 
+def _verbs(
+    sub: Subparsers, group: str, help_text: str, config: str, verbs: tuple[tuple[str, str], ...]
+) -> Iterator[tuple[str, argparse.ArgumentParser]]:
+    """``atlas GROUP VERB`` parsers, each with --config (``config``), the host and -o."""
+    parser = sub.add_parser(group, help=help_text)
+    verbs_sub = parser.add_subparsers(dest=f"{group}_command", metavar="VERB")
+    verbs_sub.required = True
+    for verb, helptext in verbs:
+        p: argparse.ArgumentParser = verbs_sub.add_parser(verb, help=helptext, description=helptext)
+        p.add_argument("--config", type=Path, default=None, help=f"{config} (default: per scope)")
+        add_host(p)
+        add_output(p)
+        yield verb, p
+
+
 def _register_dlq(sub: Subparsers) -> None:
-    dlq = sub.add_parser("dlq", help="the dead-letter queue of failed fetches")
-    dlq_sub = dlq.add_subparsers(dest="dlq_command", metavar="VERB")
-    dlq_sub.required = True
-    for verb, helptext in (
+    verbs = (
         ("list", "list dead letters"),
         ("retry", "fetch the sources of dead letters again, now"),
         ("purge", "forget dead letters (their sources keep being scheduled)"),
+    )
+    handlers = {"list": dlq_list, "retry": dlq_retry, "purge": dlq_purge}
+    for verb, p in _verbs(
+        sub, "dlq", "the dead-letter queue of failed fetches", "rendered core.json", verbs
     ):
-        p = dlq_sub.add_parser(verb, help=helptext, description=helptext)
-        p.add_argument(
-            "--config", type=Path, default=None, help="rendered core.json (default: per scope)"
-        )
-        add_host(p)
-        add_output(p)
         p.add_argument(
             "--source", action="append", default=[], help="only this source (repeatable)"
         )
@@ -103,23 +114,16 @@ def _register_dlq(sub: Subparsers) -> None:
             p.add_argument(
                 "--older-than", type=_duration, default=None, help="last failure before (e.g. 7d)"
             )
-        p.set_defaults(handler={"list": dlq_list, "retry": dlq_retry, "purge": dlq_purge}[verb])
+        p.set_defaults(handler=handlers[verb])
 
 
 def _register_backup(sub: Subparsers) -> None:
-    backup = sub.add_parser("backup", help="backups of the content database")
-    backup_sub = backup.add_subparsers(dest="backup_command", metavar="VERB")
-    backup_sub.required = True
-    for verb, helptext in (
+    verbs = (
         ("list", "list finished backups, newest first"),
         ("restore", "restore a backup to a database file"),
-    ):
-        p = backup_sub.add_parser(verb, help=helptext, description=helptext)
-        p.add_argument(
-            "--config", type=Path, default=None, help="rendered services.json (default: per scope)"
-        )
-        add_host(p)
-        add_output(p)
+    )
+    group = ("backup", "backups of the content database", "rendered services.json")
+    for verb, p in _verbs(sub, *group, verbs):
         if verb == "restore":
             p.add_argument("file", type=Path, help="the backup file")
             p.add_argument(

@@ -20,15 +20,15 @@ from atlas import maintenance
 from atlas.agent.agent import Agent, AgentDeps
 from atlas.agent.settings import load_settings
 from atlas.alerting import outbox
-from seams.testing import FakeClock
+from seams.testing import FakeClock, RunningUnits
 from tests.support.monitoring import (
-    ActiveUnits,
     TestServer,
     component,
     config,
     metrics_text,
     rule,
     source_errors,
+    source_failing,
     webhook_channel,
     write_config,
 )
@@ -49,12 +49,8 @@ def world(
     w.cfg = config(
         tmp_path / "data",
         rules=[
-            rule(
-                "source-failing",
-                "atlas_ingest_source_errors",
-                op=">=",
-                threshold=3,
-                annotations={"summary": "source {{ labels.source }} failed {{ value }} times"},
+            source_failing(
+                annotations={"summary": "source {{ labels.source }} failed {{ value }} times"}
             )
         ],
         channels=[webhook_channel("hook", server2.url + "/hook")],
@@ -65,7 +61,7 @@ def world(
 
     def start(**kw: Any) -> Agent:
         s = dataclasses.replace(load_settings(w.path), port=0)
-        deps = AgentDeps(clock=clock, units=ActiveUnits(), **kw)
+        deps = AgentDeps(clock=clock, units=RunningUnits(), **kw)
         agent = Agent(s, deps, w.path, outbox.RetryPolicy(1.0, 2.0))
         agent.open()
         w.agents.append(agent)
@@ -276,7 +272,7 @@ def test_a_secret_never_reaches_the_database_metrics_or_logs(
     s = dataclasses.replace(load_settings(path), port=0)
     agent = Agent(
         s,
-        AgentDeps(clock=clock, units=ActiveUnits(), env={"ATLAS_SECRET_PAGER": secret_url}),
+        AgentDeps(clock=clock, units=RunningUnits(), env={"ATLAS_SECRET_PAGER": secret_url}),
         path,
         outbox.RetryPolicy(1.0, 2.0),
     )

@@ -24,6 +24,7 @@ from tests.support.monitoring import (
     component,
     config,
     rule,
+    source_failing,
     wait_for,
     webhook_channel,
     write_config,
@@ -95,15 +96,7 @@ def setup(tmp_path: Path, server: TestServer, server2: TestServer) -> Iterator[A
     s.data = tmp_path / "data"
     s.cfg = config(
         s.data,
-        rules=[
-            rule(
-                "source-failing",
-                "atlas_ingest_source_errors",
-                op=">=",
-                threshold=3,
-                repeatIntervalSeconds=3600,
-            )
-        ],
+        rules=[source_failing(repeatIntervalSeconds=3600)],
         channels=[webhook_channel("hook", server2.url + "/hook")],
         components=[component("core", server.url)],
         port=free_port(),

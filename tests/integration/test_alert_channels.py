@@ -324,23 +324,17 @@ def test_email_has_a_text_and_an_html_part(tmp_path: Any, mail: MailServer) -> N
     assert "<table" in html
 
 
-@pytest.mark.parametrize("mail", [("starttls", ("atlas", PASSWORD))], indirect=True)
-def test_email_over_starttls_with_a_login(tmp_path: Any, mail: MailServer, smtp_cert: Cert) -> None:
-    ch = channel_settings(
-        tmp_path, email(mail.port, "starttls", username="atlas", passwordEnv="ATLAS_SECRET_SMTP")
-    )
-    (n,) = notifications(ch)
-    make(ch, {"ATLAS_SECRET_SMTP": PASSWORD}, smtp_cert.client_context()).send(n, "k")
-    (d,) = mail.messages
-    assert d.tls and d.login == "atlas"
-
-
-@pytest.mark.parametrize("mail", [("tls", ("atlas", PASSWORD))], indirect=True)
-def test_email_over_implicit_tls_with_a_login(
-    tmp_path: Any, mail: MailServer, smtp_cert: Cert
+@pytest.mark.parametrize(
+    ("mail", "security"),
+    [(("starttls", ("atlas", PASSWORD)), "starttls"), (("tls", ("atlas", PASSWORD)), "tls")],
+    indirect=["mail"],
+    ids=["starttls", "implicit-tls"],
+)
+def test_email_over_tls_with_a_login(
+    tmp_path: Any, mail: MailServer, smtp_cert: Cert, security: str
 ) -> None:
     ch = channel_settings(
-        tmp_path, email(mail.port, "tls", username="atlas", passwordEnv="ATLAS_SECRET_SMTP")
+        tmp_path, email(mail.port, security, username="atlas", passwordEnv="ATLAS_SECRET_SMTP")
     )
     (n,) = notifications(ch)
     make(ch, {"ATLAS_SECRET_SMTP": PASSWORD}, smtp_cert.client_context()).send(n, "k")

@@ -15,14 +15,14 @@ from atlas import maintenance
 from atlas.agent.agent import Agent, AgentDeps
 from atlas.agent.settings import load_settings
 from atlas.cli import main
-from seams.testing import FakeClock
+from seams.testing import FakeClock, RunningUnits
 from tests.support.monitoring import (
-    ActiveUnits,
     TestServer,
     component,
     config,
     rule,
     source_errors,
+    source_failing,
     webhook_channel,
     write_config,
 )
@@ -95,13 +95,7 @@ def history_db(tmp_path: Path, server: TestServer, server2: TestServer) -> Path:
     cfg = config(
         tmp_path / "data",
         rules=[
-            rule(
-                "source-failing",
-                "atlas_ingest_source_errors",
-                op=">=",
-                threshold=3,
-                annotations={"summary": "source {{ labels.source }} failing"},
-            ),
+            source_failing(annotations={"summary": "source {{ labels.source }} failing"}),
             rule("slow", "atlas_ingest_source_errors", threshold=0, forSeconds=3600),
             rule("dlq", "atlas_dlq_size"),
         ],
@@ -110,7 +104,7 @@ def history_db(tmp_path: Path, server: TestServer, server2: TestServer) -> Path:
     )
     path = write_config(tmp_path / "monitoring.json", cfg)
     s = dataclasses.replace(load_settings(path), port=0)
-    agent = Agent(s, AgentDeps(clock=clock, units=ActiveUnits(), system_metrics=False), path)
+    agent = Agent(s, AgentDeps(clock=clock, units=RunningUnits(), system_metrics=False), path)
     agent.open()
     server2.state.statuses = [500]
     agent.cycle()

@@ -70,6 +70,11 @@ def dry_run(repo: GitRepo, root: Path) -> list[object]:
             "--env", "production", "--scope", "user", "--root", root]  # fmt: skip
 
 
+def pr_plan(repo: GitRepo, head: str) -> list[object]:
+    """``atlas plan`` of merging ``head`` into main, for production."""
+    return ["plan", "--repo", repo.path, "--base", "main", "--head", head, "--env", "production"]
+
+
 def known(example_keys: dict[str, Path]) -> dict[str, str]:
     values = {f"production {n}": v for n, v in example_values(example_keys)["production"].items()}
     return {**values, "new smtp": NEW_SMTP, "chat url": CHAT_URL}
@@ -104,15 +109,7 @@ def test_pr_plan_names_secret_changes_in_every_format(
     leaks = LeakCheck(known(example_keys))
     key = ["--key-file", example_keys["production"]] if with_key else []
     common = [
-        "plan",
-        "--repo",
-        repo.path,
-        "--base",
-        "main",
-        "--head",
-        "change",
-        "--env",
-        "production",
+        *pr_plan(repo, "change"),
         "--scope",
         "user",
         "--root",
@@ -165,15 +162,7 @@ def test_rotation_changes_no_keyed_digest(
     )
     repo.commit("rotate the production key")
     common = [
-        "plan",
-        "--repo",
-        repo.path,
-        "--base",
-        "main",
-        "--head",
-        "rotate",
-        "--env",
-        "production",
+        *pr_plan(repo, "rotate"),
         "--scope",
         "user",
         "--root",

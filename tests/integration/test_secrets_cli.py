@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from reconciler.secrets.keys import load_key_file
-from tests.support.cli import Atlas, Result
+from tests.support.cli import Atlas, Result, dry_run_args
 from tests.support.examples import EXAMPLE, FAKE_EDITOR, example_values
 from tests.support.leakcheck import LeakCheck
 
@@ -520,20 +520,7 @@ def test_a_reference_to_a_secret_that_does_not_exist(
     ) in r.out
     root = tmp_path / "root"
     root.mkdir()
-    r = atlas(
-        "reconcile",
-        "--dry-run",
-        "--repo",
-        repo,
-        "--env",
-        "production",
-        "--scope",
-        "user",
-        "--root",
-        root,
-        "--key-file",
-        key,
-    )
+    r = atlas(*dry_run_args(repo, "production", root, "--key-file", key))
     assert r.code == 1 and "no secret named 'smtp_pasword' in environment 'production'" in r.err
     assert list(root.iterdir()) == []
 

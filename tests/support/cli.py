@@ -46,3 +46,9 @@ class Atlas:
         result = Result(code, out.getvalue(), err.getvalue())
         self.history.append((args, result))
         return result
+
+
+def dry_run_args(repo: object, env: str, root: object, *extra: object) -> tuple[object, ...]:
+    """``atlas reconcile --dry-run`` of ``env`` from ``repo``, as user units under ``root``."""
+    return ("reconcile", "--dry-run", "--repo", repo, "--env", env, "--scope", "user",
+            "--root", root, *extra)  # fmt: skip

@@ -14,8 +14,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from seams.systemd import UnitState
-
 
 def rule(name: str = "r", metric: str = "m", **kw: Any) -> dict[str, Any]:
     out: dict[str, Any] = {
@@ -268,19 +266,9 @@ def metrics_text(
     return "\n".join(lines) + "\n"
 
 
-class ActiveUnits:
-    def states(self, units: list[str]) -> dict[str, UnitState]:
-        return {
-            u: UnitState(
-                name=u,
-                load_state="loaded",
-                active_state="active",
-                sub_state="running",
-                result="success",
-                main_pid=0,
-            )
-            for u in units
-        }
+def source_failing(**kw: Any) -> dict[str, Any]:
+    """The rule many agent tests share: a source failed three times in a row."""
+    return rule("source-failing", "atlas_ingest_source_errors", op=">=", threshold=3, **kw)
 
 
 def source_errors(**errors: int) -> str:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.cli import Atlas
+from tests.support.cli import Atlas, dry_run_args
 
 ENVIRONMENT = """\
 apiVersion: atlas/v1
@@ -184,20 +184,7 @@ def test_a_bad_setting_stops_a_dry_run_before_anything(
     write(example_repo, 22, "    interval: 0s")
     root = tmp_path / "root"
     root.mkdir()
-    r = atlas(
-        "reconcile",
-        "--dry-run",
-        "--repo",
-        example_repo,
-        "--env",
-        "staging",
-        "--scope",
-        "user",
-        "--root",
-        root,
-        "--key-file",
-        example_keys["staging"],
-    )
+    r = atlas(*dry_run_args(example_repo, "staging", root, "--key-file", example_keys["staging"]))
     assert r.code == 1
     assert f"{FILE}:22: Environment/staging: spec.monitoring.interval: expected a duration" in r.err
     assert "nothing was changed" in r.err

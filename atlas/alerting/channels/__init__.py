@@ -21,8 +21,10 @@ from atlas.alerting.redact import Redactor
 from atlas.errors import (
     DeliveryError,
     PermanentDeliveryError,
+    ProbeFailure,
     TemporaryDeliveryError,
 )
+from atlas.monitoring.http import Http
 
 DEFAULT_CHANNEL_TIMEOUT_S = 10.0
 
@@ -80,3 +82,27 @@ def http_outcome(status: int, body: str, what: str) -> None:
     if status in (408, 425, 429) or status >= 500:
         raise TemporaryDeliveryError(message)
     raise PermanentDeliveryError(message)
+
+
+class HttpChannel:
+    """What the channels that POST to a receiver share: the HTTP seam, the environment
+    their secrets come from, and the User-Agent they send."""
+
+    def __init__(self, name: str, env: Mapping[str, str], http: Http, version: str | None) -> None:
+        self.name = name
+        self.env = env
+        self.http = http
+        self.user_agent = f"atlas-monitoring/{version or 'dev'}"
+
+
+def post_json(
+    http: Http, url: str, body: bytes, timeout_s: float, headers: Mapping[str, str], what: str
+) -> None:
+    """POST a JSON ``body``; a transport problem is temporary, the answer decides the rest."""
+    try:
+        r = http.post(
+            url, body, timeout=timeout_s, headers={"Content-Type": "application/json", **headers}
+        )
+    except ProbeFailure as exc:
+        raise TemporaryDeliveryError(f"{what}: {exc}") from exc
+    http_outcome(r.status, r.text, what)

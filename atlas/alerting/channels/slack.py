@@ -13,10 +13,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from atlas.alerting.channels import DEFAULT_CHANNEL_TIMEOUT_S, http_outcome, secret
+from atlas.alerting.channels import DEFAULT_CHANNEL_TIMEOUT_S, HttpChannel, post_json, secret
 from atlas.alerting.model import Notification
 from atlas.alerting.templates import render_message
-from atlas.errors import ProbeFailure, TemporaryDeliveryError
 from atlas.monitoring.http import Http
 
 COLOURS = {"firing": "danger", "resolved": "good"}
@@ -71,7 +70,7 @@ def slack_payload(
     return body
 
 
-class SlackChannel:
+class SlackChannel(HttpChannel):
     type = "slack"
 
     def __init__(
@@ -83,19 +82,12 @@ class SlackChannel:
         http: Http,
         version: str | None,
     ) -> None:
-        self.name = name
+        super().__init__(name, env, http, version)
         self.s = s
         self.templates = dict(templates)
-        self.env = env
-        self.http = http
-        self.user_agent = f"atlas-monitoring/{version or 'dev'}"
 
     def send(self, n: Notification, key: str) -> None:
         body = json.dumps(slack_payload(n, self.s, self.templates)).encode()
         url = secret(self.env, self.s.url_env, "Slack webhook URL")
-        headers = {"Content-Type": "application/json", "User-Agent": self.user_agent}
-        try:
-            r = self.http.post(url, body, timeout=self.s.timeout_s, headers=headers)
-        except ProbeFailure as exc:
-            raise TemporaryDeliveryError(f"slack: {exc}") from exc
-        http_outcome(r.status, r.text, "slack")
+        headers = {"User-Agent": self.user_agent}
+        post_json(self.http, url, body, self.s.timeout_s, headers, "slack")

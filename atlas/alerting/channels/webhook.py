@@ -13,9 +13,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from atlas.alerting.channels import DEFAULT_CHANNEL_TIMEOUT_S, http_outcome, secret
+from atlas.alerting.channels import DEFAULT_CHANNEL_TIMEOUT_S, HttpChannel, post_json, secret
 from atlas.alerting.model import Notification, webhook_payload
-from atlas.errors import ConfigError, ProbeFailure, TemporaryDeliveryError
+from atlas.errors import ConfigError
 from atlas.monitoring.http import Http
 
 
@@ -43,35 +43,19 @@ def webhook_settings(block: Mapping[str, Any], where: str) -> WebhookSettings:
     )
 
 
-class WebhookChannel:
+class WebhookChannel(HttpChannel):
     type = "webhook"
 
     def __init__(
-        self,
-        name: str,
-        s: WebhookSettings,
-        env: Mapping[str, str],
-        http: Http,
-        version: str | None,
+        self, name: str, s: WebhookSettings, env: Mapping[str, str], http: Http, version: str | None
     ) -> None:
-        self.name = name
+        super().__init__(name, env, http, version)
         self.s = s
-        self.env = env
-        self.http = http
-        self.user_agent = f"atlas-monitoring/{version or 'dev'}"
 
     def url(self) -> str:
         return self.s.url or secret(self.env, self.s.url_env, "webhook URL")
 
     def send(self, n: Notification, key: str) -> None:
         body = json.dumps(webhook_payload(n, self.s.max_alerts)).encode()
-        headers = {
-            "Content-Type": "application/json",
-            "Idempotency-Key": key,
-            "User-Agent": self.user_agent,
-        }
-        try:
-            r = self.http.post(self.url(), body, timeout=self.s.timeout_s, headers=headers)
-        except ProbeFailure as exc:
-            raise TemporaryDeliveryError(f"webhook: {exc}") from exc
-        http_outcome(r.status, r.text, "webhook")
+        headers = {"Idempotency-Key": key, "User-Agent": self.user_agent}
+        post_json(self.http, self.url(), body, self.s.timeout_s, headers, "webhook")
