@@ -9,12 +9,12 @@ from __future__ import annotations
 import argparse
 import os
 from pathlib import Path
-from typing import Any
+from typing import TypeAlias
 
 EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
 
 # What ``register(sub)`` receives: the subparsers action of the top-level parser.
-Subparsers = Any
+Subparsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 
 
 def add_output(parser: argparse.ArgumentParser, *choices: str) -> None:

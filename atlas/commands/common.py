@@ -6,7 +6,6 @@ import argparse
 import json
 import os
 import sys
-from typing import Any
 
 import reconciler
 from atlas.commands.args import scope_of
@@ -22,7 +21,7 @@ def layout_of(args: argparse.Namespace) -> reconciler.HostLayout:
     return access_of(args).layout
 
 
-def print_json(value: Any) -> None:
+def print_json(value: object) -> None:
     sys.stdout.write(json.dumps(value, indent=2, ensure_ascii=False, default=str) + "\n")
 
 

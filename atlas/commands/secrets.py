@@ -29,7 +29,6 @@ import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import reconciler
 from atlas.commands.args import EXIT_OK, Subparsers, add_host, add_key_file, add_output
@@ -168,7 +167,7 @@ def _key(args: argparse.Namespace, env: str) -> reconciler.manage_secrets.KeyFil
     )
 
 
-def _result(args: argparse.Namespace, text: str, data: dict[str, Any]) -> int:
+def _result(args: argparse.Namespace, text: str, data: dict[str, object]) -> int:
     if getattr(args, "output", "text") == "json":
         print_json(data)
     else:

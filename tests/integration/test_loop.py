@@ -13,8 +13,11 @@ from pathlib import Path
 
 import pytest
 
+from reconciler import pipeline
+from reconciler.actions import WriteFile, action_record
 from reconciler.errors import LockBusy
 from reconciler.host.lock import reconcile_lock
+from seams.fsio import write_atomic
 from tests.support.examples import EXAMPLE
 from tests.support.git import commit, git
 from tests.support.rigs import Rig
@@ -149,15 +152,10 @@ def test_drift_is_only_reported_without_self_heal(tmp_path: Path, ops_repo: Path
     assert rig.metric("atlas_drift_resources", kind="unit-stopped") == 1
 
 
-def test_interrupted_restart_is_carried_over(rig: Rig, ops_repo: Path) -> None:
-    rig.reconciler.cycle()
-    commit(ops_repo, "base/sources.yaml", "interval: 1h", "interval: 3h")
-    # Simulate a run killed after writing files but before restarting atlas-core.
-    plan, _prepared = rig.host.plan(ops_repo, "development")
-    from reconciler.actions import WriteFile, action_record
-    from seams.fsio import write_atomic
-
-    dead = rig.host.store.begin_revision("development", _prepared.checkout.revision, "manual")
+def _kill_after_writes(rig: Rig, repo: Path) -> tuple[int, pipeline.Prepared]:
+    """Simulate a run killed after writing its files, before restarting atlas-core."""
+    plan, prepared = rig.host.plan(repo, "development")
+    dead = rig.host.store.begin_revision("development", prepared.checkout.revision, "manual")
     rig.host.store.journal_begin("dead-run", [action_record(a) for a in plan.actions])
     for i, action in enumerate(plan.actions):
         if isinstance(action, WriteFile):
@@ -165,6 +163,13 @@ def test_interrupted_restart_is_carried_over(rig: Rig, ops_repo: Path) -> None:
                 rig.host.disk(str(action.file.path)), action.file.content, action.file.mode
             )
             rig.host.store.journal_done("dead-run", i)
+    return dead, prepared
+
+
+def test_interrupted_restart_is_carried_over(rig: Rig, ops_repo: Path) -> None:
+    rig.reconciler.cycle()
+    commit(ops_repo, "base/sources.yaml", "interval: 1h", "interval: 3h")
+    dead, prepared = _kill_after_writes(rig, ops_repo)
     pid_before = rig.host.runtime.units["atlas-core.service"].main_pid
     result = rig.reconciler.cycle()
     assert result.outcome == "applied", result.reason
@@ -173,7 +178,30 @@ def test_interrupted_restart_is_carried_over(rig: Rig, ops_repo: Path) -> None:
     assert rig.host.store.journal_pending() == []
     outcomes = {r.id: r.outcome for r in rig.host.store.history("development")}
     assert outcomes[dead] == "interrupted"
-    assert rig.host.store.last_applied("development").sha == _prepared.checkout.revision.sha
+    assert rig.host.store.last_applied("development").sha == prepared.checkout.revision.sha
+
+
+def test_a_dry_run_plans_exactly_what_the_loop_then_applies(rig: Rig, ops_repo: Path) -> None:
+    """One planning path: the dry run sees the work a killed run owes, as apply does."""
+    rig.reconciler.cycle()
+    commit(ops_repo, "base/sources.yaml", "interval: 1h", "interval: 3h")
+    _kill_after_writes(rig, ops_repo)
+    store = rig.host.store
+    live = pipeline.LiveHost(
+        rig.host.layout, rig.host.runtime, store.inventory(), store.journal_pending()
+    )
+    dry = pipeline.dry_run(
+        rig.reconciler.target, rig.reconciler.ctx, None, live, tmp_cache(rig)
+    ).plan
+    assert ("restart", "atlas-core.service") in [(a.verb, a.target) for a in dry.actions]
+    applied = rig.reconciler.cycle()
+    assert applied.plan is not None
+    assert [a.as_dict() for a in applied.plan.actions] == [a.as_dict() for a in dry.actions]
+    assert applied.plan.changes == dry.changes
+
+
+def tmp_cache(rig: Rig) -> Path:
+    return rig.host.root / "dry-run-cache"
 
 
 def test_unreachable_remote_keeps_the_host_running(tmp_path: Path, ops_repo: Path) -> None:
