@@ -7,15 +7,17 @@ list). Names load on first use, so ``import reconciler`` costs nothing.
 
 Inside, the layers (higher may import lower, never the reverse; another contract):
 
-    watch/                       the --watch daemon: HTTP endpoint, refs watcher
     compose                      the composition root: real seams for a host
+    watch/                       the --watch daemon: HTTP endpoint, refs watcher
     loop                         one cycle; rollbacks
     review | record              pull-request plans | history, events and metrics
     pipeline | status            the one planning path | the sync status rule
-    apply verify plan drift …    the stages (see pipeline)
+    apply verify plan drift …    the stages, then observe | state, then inventory | actions
     render/                      desired state → files and units (pure)
-    secrets/ manifests/ host/    values and keys | YAML → manifests | the host's seams
-    errors model quantities …    leaves
+    secrets/ | model             values and keys | the desired state
+    manifests/                   YAML → validated manifests of one environment
+    host/ | metrics              the host's seams | the Prometheus registry
+    errors quantities outcomes   leaves
 
 It never imports the ``atlas`` platform. See DESIGN.md §2.
 """

@@ -9,7 +9,7 @@ otherwise jsonschema runs as before and produces the complete, explained error l
 Only the keywords below are compiled; a schema using any other keyword raises
 ``Unsupported`` and is always validated by jsonschema. Semantics follow JSON Schema
 2020-12 (booleans are not numbers; 1.0 is an integer; ``pattern`` searches).
-tests/test_schemacheck.py holds the two to the same answers on generated documents.
+tests/unit/test_schemacheck.py holds the two to the same answers on generated documents.
 """
 
 from __future__ import annotations

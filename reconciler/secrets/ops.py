@@ -1,7 +1,7 @@
 """What the ``atlas secrets`` commands do, as functions of tokens and a KeyRing.
 
 No file, terminal or editor here: the command module reads the Secrets document
-(secretsdoc.py), asks for values and runs ``$EDITOR``, then hands tokens and text to
+(``secrets.document``), asks for values and runs ``$EDITOR``, then hands tokens and text to
 these functions and writes back what they return. Every error is a ``SecretsError``
 naming the environment and the secret; none contains a value.
 

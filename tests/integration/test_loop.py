@@ -1,7 +1,7 @@
 """The reconcile loop on a folder host: apply, verify, roll back, drift, invalid commits.
 
 The runtime is the in-memory FakeRuntime, HTTP health checks a fake probe and time a
-fake clock, so these run in milliseconds; tests/test_systemd_e2e.py repeats the
+fake clock, so these run in milliseconds; tests/system/test_systemd_e2e.py repeats the
 important paths against a real systemd manager and real services.
 """
 

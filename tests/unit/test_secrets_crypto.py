@@ -1,5 +1,5 @@
-"""Fernet per value, name binding, rotation, key files, digests: reconciler/secrets.py and
-the pure operations of reconciler/secretsops.py."""
+"""Fernet per value, name binding, rotation, key files, digests: reconciler/secrets/keys.py
+and the pure operations of reconciler/secrets/ops.py."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""Round-trip editing (reconciler/yamledit.py) and the Secrets document as a file
-(reconciler/secretsdoc.py): what is not edited comes back byte for byte."""
+"""Round-trip editing (reconciler/manifests/yamledit.py) and the Secrets document as a file
+(reconciler/secrets/document.py): what is not edited comes back byte for byte."""
 
 from __future__ import annotations
 
