@@ -7,12 +7,18 @@ in it makes ``systemd --user`` believe it runs on a systemd host. ``systemctl
 Its folders live under /var/lib/atlas-tests, not /tmp: Atlas's units use
 PrivateTmp=, which would hide anything under /tmp from the services.
 
+Each manager runs in a cgroup of its own (a child of this process's cgroup, named
+after its folder). Without one, every private manager started from one cgroup would
+put a unit of the same name (atlas-core.service of the demo and of a test) in the
+same cgroup, and stopping one would wait for, or kill, the other's processes.
+
 ``why_unavailable`` says why one cannot be started here (not root, no systemd,
 no unshare); the test fixture skips with that reason, except under ``CI=true``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
@@ -71,8 +77,25 @@ class PrivateManager:
         state = self.systemctl("show", "-p", "SystemState", "--value", check=False).stdout.strip()
         return state in ("running", "degraded")
 
+    @property
+    def cgroups(self) -> list[Path]:
+        """This manager's own cgroup, in each hierarchy systemd tracks units in."""
+        return _cgroup_dirs(f"atlas-{self.base.name}")
+
+    def _enter_cgroups(self) -> str:
+        """The shell that moves the manager into its own cgroups (none: stays put)."""
+        moves = []
+        for d in self.cgroups:
+            try:
+                d.mkdir(parents=True, exist_ok=True)
+            except OSError:
+                continue  # not ours to create: share the parent cgroup, as before
+            moves.append(f"echo $$ > {d / 'cgroup.procs'} && ")
+        return "".join(moves)
+
     def start(self, timeout: float = 20.0) -> None:
         script = (
+            f"{self._enter_cgroups()}"
             "mount -t tmpfs tmpfs /run/systemd && mkdir -p /run/systemd/system && "
             f"exec {SYSTEMD} --user"
         )
@@ -128,4 +151,39 @@ class PrivateManager:
 
     def cleanup(self) -> None:
         self.stop()
+        for d in self.cgroups:
+            _remove_cgroup(d)
         shutil.rmtree(self.base, ignore_errors=True)
+
+
+def _cgroup_dirs(name: str) -> list[Path]:
+    """``name`` under this process's cgroup in the hierarchies systemd uses: the named
+    ``systemd`` one (hybrid hosts) and the unified one (cgroup v2)."""
+    try:
+        lines = Path("/proc/self/cgroup").read_text().splitlines()
+    except OSError:
+        return []
+    unified = Path("/sys/fs/cgroup/unified")
+    out = []
+    for line in lines:
+        _, controllers, path = line.split(":", 2)
+        if controllers == "name=systemd":
+            root = Path("/sys/fs/cgroup/systemd")
+        elif controllers == "":
+            root = unified if unified.is_dir() else Path("/sys/fs/cgroup")
+        else:
+            continue
+        if (root / "cgroup.procs").exists():
+            out.append(root / path.lstrip("/") / name)
+    return out
+
+
+def _remove_cgroup(path: Path) -> None:
+    """Remove an emptied cgroup and what the manager left below it, deepest first."""
+    if not path.is_dir():
+        return
+    for child in sorted((p for p in path.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts)):
+        with contextlib.suppress(OSError):
+            child.rmdir()
+    with contextlib.suppress(OSError):
+        path.rmdir()

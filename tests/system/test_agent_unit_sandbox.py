@@ -40,6 +40,12 @@ def render_monitoring(manager, tmp_path: Path) -> dict[str, Path]:  # type: igno
             cfg = json.loads(content)
             cfg["port"] = free_port()  # never a fixed port in tests
             cfg["intervalSeconds"] = 1
+            nobody = free_port()  # the components' ports may be in use (the demo's)
+            for c in cfg["components"]:
+                for key in ("healthURL", "metricsURL"):
+                    if c[key]:
+                        endpoint = c[key].rsplit("/", 1)[1]
+                        c[key] = f"http://127.0.0.1:{nobody}/{endpoint}"
             content = json.dumps(cfg).encode()
         path.write_bytes(content)
         path.chmod(f.mode)
