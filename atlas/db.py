@@ -69,10 +69,6 @@ def current_version(conn: sqlite3.Connection) -> int:
     )
 
 
-def is_current(conn: sqlite3.Connection, migrations: Sequence[Migration]) -> bool:
-    return current_version(conn) >= max((m.version for m in migrations), default=0)
-
-
 def migrate(conn: sqlite3.Connection, migrations: Sequence[Migration]) -> int:
     """Apply missing migrations; returns how many ran. Refuses a database from the future."""
     conn.execute(

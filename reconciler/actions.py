@@ -114,23 +114,6 @@ class Enable(UnitAction):
     verb: ClassVar[str] = "enable"
 
 
-ACTION_TYPES: dict[str, type[Action]] = {
-    t.verb: t
-    for t in (
-        WriteFile,
-        RemoveFile,
-        MakeDirectory,
-        DaemonReload,
-        Stop,
-        Disable,
-        Reload,
-        Restart,
-        Start,
-        Enable,
-    )
-}
-
-
 @dataclass(frozen=True)
 class FileChange:
     """What changes in one file, for people: a diff, or for secrets only their names."""

@@ -14,7 +14,6 @@ from typing import Protocol
 
 # Components in start order; stops run in reverse.
 COMPONENTS: tuple[str, ...] = ("core", "api", "services", "monitoring")
-RECONCILER = "reconciler"
 
 
 class Secret(Protocol):

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 
 import psutil
@@ -168,8 +168,3 @@ class SystemCollector:
             return parse_max_open_files((self.proc / str(pid) / "limits").read_text())
         except OSError:
             return None
-
-
-def pids_of(units: Iterable[tuple[str, str, int]]) -> dict[tuple[str, str], int]:
-    """(component, unit, main pid) triples → the mapping ``collect`` takes."""
-    return {(c, u): pid for c, u, pid in units if pid > 0}

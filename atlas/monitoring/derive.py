@@ -28,7 +28,7 @@ carries ``component``.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 
 from atlas.monitoring.samples import Labels, Sample, sample
 from atlas.monitoring.scrape import Family, Scrape
@@ -211,10 +211,3 @@ def _is_5xx(labels: Labels) -> bool:
     m = dict(labels)
     status = next((m[k] for k in STATUS_LABELS if k in m), "")
     return status.startswith("5") or status.lower() == "5xx"
-
-
-def derive_all(scrapes: Iterable[tuple[Scrape, Scrape | None]]) -> list[Sample]:
-    out: list[Sample] = []
-    for cur, prev in scrapes:
-        out += derive(cur, prev)
-    return out

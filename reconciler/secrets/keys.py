@@ -318,13 +318,3 @@ def find_key_file(
     if from_environ:
         return Path(from_environ), True
     return default_key_file(config_dir, env), False
-
-
-def open_keyring(
-    env: str, explicit: Path | None, from_environ: str | None, config_dir: Path
-) -> KeyRing | None:
-    """The environment's keys; None when no key was named and the default file is absent."""
-    path, chosen = find_key_file(env, explicit, from_environ, config_dir)
-    if not chosen and not path.exists():
-        return None
-    return load_key_file(path)
