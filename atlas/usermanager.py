@@ -138,21 +138,24 @@ class PrivateManager:
         return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
 
     def stop(self) -> None:
-        """Stop the manager (and every unit it runs)."""
+        """Stop the manager (and every unit it runs), and remove its cgroup."""
         self.systemctl("exit", check=False)
-        if self.proc is None:
-            return
-        try:
-            self.proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(timeout=5)
-        self.proc = None
+        if self.proc is None:  # started by another process (the demo): wait it out
+            deadline = time.monotonic() + 15
+            while self.running() and time.monotonic() < deadline:
+                time.sleep(0.1)
+        else:
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=5)
+            self.proc = None
+        for d in self.cgroups:
+            _remove_cgroup(d)
 
     def cleanup(self) -> None:
         self.stop()
-        for d in self.cgroups:
-            _remove_cgroup(d)
         shutil.rmtree(self.base, ignore_errors=True)
 
 
@@ -178,12 +181,15 @@ def _cgroup_dirs(name: str) -> list[Path]:
     return out
 
 
-def _remove_cgroup(path: Path) -> None:
-    """Remove an emptied cgroup and what the manager left below it, deepest first."""
-    if not path.is_dir():
-        return
-    for child in sorted((p for p in path.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts)):
-        with contextlib.suppress(OSError):
-            child.rmdir()
-    with contextlib.suppress(OSError):
-        path.rmdir()
+def _remove_cgroup(path: Path, wait: float = 5.0) -> None:
+    """Remove a cgroup and what the manager left below it, deepest first, once its last
+    processes are gone (they leave a moment after the manager says it exits)."""
+    deadline = time.monotonic() + wait
+    while path.is_dir():
+        dirs = sorted((p for p in path.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts))
+        for d in [*dirs, path]:
+            with contextlib.suppress(OSError):
+                d.rmdir()
+        if not path.is_dir() or time.monotonic() > deadline:
+            return
+        time.sleep(0.1)
