@@ -54,8 +54,27 @@ class ApplyResult:
     run_id: str
     done: list[Action] = field(default_factory=list)
     touched_units: list[str] = field(default_factory=list)  # started, restarted or reloaded
-    # actions on the unit this process runs in, left for after the run is recorded
+    # actions left for after the run is recorded (``handed_over``)
     deferred: list[UnitAction] = field(default_factory=list)
+
+
+def handed_over(action: Action, units: dict[str, UnitSpec], self_unit: str | None) -> bool:
+    """Whether ``action`` waits until the run is recorded, and then does not block.
+
+    Restarts, reloads and stops of the unit this reconciler runs in would kill the run
+    half-way. Starts and restarts of the reconciler's own service from a run outside it
+    (``atlas reconcile --once`` bootstrapping ``atlas-reconciler.service``) would wait
+    for a service that waits for the reconcile lock this run holds: a deadlock. Both
+    are requested without blocking once the run is recorded and the lock released.
+    """
+    if not isinstance(action, Start | Restart | Reload | Stop):
+        return False
+    if self_unit is not None and action.unit == self_unit:
+        return True
+    spec = units.get(action.unit)
+    return (
+        isinstance(action, Start | Restart) and spec is not None and spec.component == "reconciler"
+    )
 
 
 def remove_stray_temp_files(layout: HostLayout, rendered: Rendered) -> list[Path]:
@@ -89,9 +108,9 @@ class Applier:
     ) -> ApplyResult:
         """Run ``plan``; ``batch_check`` verifies each rolling batch (raising on failure).
 
-        Restarts, reloads and stops of ``self_unit`` (the unit running this reconciler)
-        are not run here, where they would kill the run half-way: they are marked done
-        and returned in ``deferred`` for the caller to request once the run is recorded.
+        Actions on the reconciler's own service (``handed_over``) are not run here:
+        they are marked done and returned in ``deferred`` for the caller to request,
+        without blocking, once the run is recorded.
         """
         run_id = uuid.uuid4().hex[:12]
         result = ApplyResult(run_id)
@@ -113,11 +132,9 @@ class Applier:
                     batch_check([a.unit for a in batch])
                     i += len(batch)
                     continue
-            if (
-                isinstance(action, Restart | Reload | Stop)
-                and self_unit is not None
-                and action.unit == self_unit
-            ):
+            if handed_over(action, units, self_unit):
+                if isinstance(action, Start):
+                    self.store.record_unit(unit_entry(units[action.unit]))
                 result.deferred.append(action)
             else:
                 self._run(action, units, result)

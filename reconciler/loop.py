@@ -307,9 +307,9 @@ class Reconciler:
         except (UnitCommandFailed, OSError) as exc:
             verdict = Verdict(False, str(exc))
         self.recorder.finish(rev, revision, trigger, verdict.ok, verdict.reason, len(plan.actions))
-        for action in deferred:  # recorded: now this reconciler may be restarted
-            self.log("info", f"{action.verb} {action.unit} (this reconciler) requested")
-            self.host.runtime.restart_later(action.unit)
+        for action in deferred:  # recorded: now the reconciler's service may change
+            self.log("info", f"{action.verb} {action.unit} (the reconciler) requested")
+            self.host.runtime.request(action.verb, action.unit)
         return verdict
 
     def _rollback_after(

@@ -37,8 +37,8 @@ class Runtime(Protocol):
     def enable(self, unit: str) -> None: ...
     def disable(self, unit: str) -> None: ...
     def reset_failed(self, unit: str) -> None: ...
-    def restart_later(self, unit: str) -> None:
-        """Queue a restart and return at once (for the unit running this process)."""
+    def request(self, verb: str, unit: str) -> None:
+        """Queue ``verb`` (start, restart, reload, stop) for ``unit`` and return at once."""
         ...
 
 
@@ -117,5 +117,5 @@ class Systemctl:
     def reset_failed(self, unit: str) -> None:
         self._run("reset-failed", unit, check=False)
 
-    def restart_later(self, unit: str) -> None:
-        self._run("restart", "--no-block", unit)
+    def request(self, verb: str, unit: str) -> None:
+        self._run(verb, "--no-block", unit)

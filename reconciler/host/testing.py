@@ -82,9 +82,9 @@ class FakeRuntime:
     def reset_failed(self, unit: str) -> None:
         self.calls.append(("reset-failed", unit))
 
-    def restart_later(self, unit: str) -> None:
-        self.calls.append(("restart-later", unit))
-        self._up(unit)
+    def request(self, verb: str, unit: str) -> None:
+        getattr(self, verb)(unit)
+        self.calls[-1] = (f"{verb}-later", unit)
 
 
 class FakeProbe:

@@ -4,7 +4,9 @@ Around ``Reconciler.watch`` this wires what a daemon needs: the HTTP endpoint
 (/metrics, /healthz, the signed webhook), the refs watcher of a local repository
 (a new commit wakes the loop within a second), signals (SIGTERM and SIGINT stop
 after the current cycle, SIGHUP reconciles now), and sd_notify — READY=1 after the
-first cycle, STATUS= after each, WATCHDOG=1 while the loop is healthy, STOPPING=1.
+server listens (not after the first cycle: a service that waits for the reconcile
+lock held by ``atlas reconcile --once``, or whose first converge outlasts
+TimeoutStartSec=, must not be killed as failing to start), STATUS= after each, WATCHDOG=1 while the loop is healthy, STOPPING=1.
 
 The loop is healthy while a cycle ended within three intervals (and ten minutes of
 slack for a long rollout); /healthz and the watchdog both say so.
@@ -43,7 +45,6 @@ class Daemon:
         self.log = log
         self.stop = threading.Event()
         self.wake = threading.Event()
-        self.ready = threading.Event()
         try:
             self.server = ReconcilerServer(
                 settings.host.strip("[]"),
@@ -73,9 +74,6 @@ class Daemon:
     def _on_cycle(self, result: CycleResult) -> None:
         level = "info" if result.ok else "error"
         self.log(level, f"{result.outcome} {result.revision[:12]} {result.reason}".rstrip())
-        if not self.ready.is_set():
-            self.notifier.ready(f"watching {self.rec.target.repo}")
-            self.ready.set()
         self.notifier.status(f"{result.outcome} {result.revision[:12]}")
 
     def _ping(self) -> None:
@@ -102,6 +100,7 @@ class Daemon:
         if self.notifier.watchdog_interval:
             threading.Thread(target=self._ping, name="watchdog", daemon=True).start()
         t = self.rec.target
+        self.notifier.ready(f"first reconcile of {t.repo} ({t.ref or 'HEAD'})")
         self.log(
             "info",
             f"watching {t.repo} ({t.ref or 'HEAD'}) for {t.environment}; "

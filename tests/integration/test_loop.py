@@ -279,6 +279,38 @@ def test_the_reconcilers_own_restart_waits_until_the_run_is_recorded(
     assert rig.host.store.last_applied("development").sha == result.revision
 
 
+def test_a_run_outside_the_service_hands_over_to_it_instead_of_waiting_on_it(
+    tmp_path: Path, ops_repo: Path
+) -> None:
+    """`atlas reconcile --once` bootstrapping atlas-reconciler.service: a blocking start
+    would wait for a service that waits for the lock this run holds."""
+    commit(
+        ops_repo,
+        "environments/development/environment.yaml",
+        "reconciler: {enabled: false, metricsPort: 19110}",
+        "reconciler: {enabled: true, metricsPort: 19110, interval: 1m}",
+    )
+    rig = Rig(tmp_path / "root", ops_repo)
+    assert rig.reconciler.options.self_unit is None
+    recorded_when_requested: list[str | None] = []
+    request = rig.host.runtime.request
+
+    def spy(verb: str, unit: str) -> None:
+        last = rig.host.store.last_applied("development")
+        recorded_when_requested.append(last.sha if last else None)
+        request(verb, unit)
+
+    rig.host.runtime.request = spy  # type: ignore[method-assign]
+    result = rig.reconciler.cycle()
+    assert result.outcome == "applied", result.reason
+    calls = rig.host.runtime.calls
+    assert ("start", "atlas-reconciler.service") not in calls
+    assert calls[-1] == ("start-later", "atlas-reconciler.service")
+    assert ("enable", "atlas-reconciler.service") in calls
+    assert recorded_when_requested == [result.revision], "requested once the run is recorded"
+    assert "atlas-reconciler.service" in rig.host.store.inventory().units
+
+
 def test_the_cache_keeps_only_what_a_rollback_may_need(rig: Rig, ops_repo: Path) -> None:
     first = rig.reconciler.cycle().revision
     for hours in (2, 3):
