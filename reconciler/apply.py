@@ -24,6 +24,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeGuard
 
 from reconciler.actions import (
     Action,
@@ -58,7 +59,9 @@ class ApplyResult:
     deferred: list[UnitAction] = field(default_factory=list)
 
 
-def handed_over(action: Action, units: dict[str, UnitSpec], self_unit: str | None) -> bool:
+def handed_over(
+    action: Action, units: dict[str, UnitSpec], self_unit: str | None
+) -> TypeGuard[UnitAction]:
     """Whether ``action`` waits until the run is recorded, and then does not block.
 
     Restarts, reloads and stops of the unit this reconciler runs in would kill the run

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from reconciler.errors import SourceUnavailable, UsageError
+from reconciler.errors import PermanentError, SourceUnavailable, UsageError
 from reconciler.model import Revision
 
 _GIT_TIMEOUT = 120
@@ -157,12 +157,53 @@ class GitMirror:
         tmp = Path(tempfile.mkdtemp(prefix=f".{sha[:12]}-", dir=self.trees))
         try:
             with tarfile.open(fileobj=buf) as tar:
-                tar.extractall(tmp, filter="data")
+                extract_tree(tar, tmp)
             os.replace(tmp, final)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
         return final
+
+
+class UnsafeTree(PermanentError):
+    """A revision whose files would land outside its tree (a link pointing out)."""
+
+
+def extract_tree(tar: tarfile.TarFile, dest: Path, *, own_filter: bool | None = None) -> None:
+    """Extract a ``git archive`` into ``dest``, refusing what would land outside it.
+
+    Python's ``filter="data"`` does that from 3.11.4 (and 3.12); Debian 12's 3.11.2
+    lacks it, so there the same rules are checked here: no absolute or ``..`` names,
+    no links whose target leaves ``dest``, only files, folders and symlinks.
+    """
+    if own_filter is None:
+        own_filter = not hasattr(tarfile, "data_filter")
+    if not own_filter:
+        try:
+            tar.extractall(dest, filter="data")
+        except tarfile.FilterError as exc:
+            raise UnsafeTree(f"revision archive: {exc}") from exc
+        return
+    root = dest.resolve()
+    members = tar.getmembers()
+    for m in members:
+        _refuse_escape(m, root)
+    tar.extractall(dest, members=members)  # noqa: S202 - every member was checked above
+
+
+def _refuse_escape(m: tarfile.TarInfo, root: Path) -> None:
+    where = (root / m.name).resolve()
+    if m.name.startswith("/") or (where != root and root not in where.parents):
+        raise UnsafeTree(f"revision archive: {m.name!r} would land outside the tree")
+    if not (m.isfile() or m.isdir() or m.issym()):
+        raise UnsafeTree(f"revision archive: {m.name!r} is not a file, folder or link")
+    if m.issym():
+        target = (where.parent / m.linkname).resolve()
+        if m.linkname.startswith("/") or (target != root and root not in target.parents):
+            raise UnsafeTree(
+                f"revision archive: the link {m.name!r} points outside the tree ({m.linkname})"
+            )
+    m.mode &= 0o755 if m.isdir() or m.mode & 0o111 else 0o644
 
 
 def _snapshot_dir(root: Path, sha: str, cache_dir: Path) -> Path:

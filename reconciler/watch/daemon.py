@@ -6,7 +6,8 @@ Around ``Reconciler.watch`` this wires what a daemon needs: the HTTP endpoint
 after the current cycle, SIGHUP reconciles now), and sd_notify — READY=1 after the
 server listens (not after the first cycle: a service that waits for the reconcile
 lock held by ``atlas reconcile --once``, or whose first converge outlasts
-TimeoutStartSec=, must not be killed as failing to start), STATUS= after each, WATCHDOG=1 while the loop is healthy, STOPPING=1.
+TimeoutStartSec=, must not be killed as failing to start), STATUS= after each,
+WATCHDOG=1 while the loop is healthy, STOPPING=1.
 
 The loop is healthy while a cycle ended within three intervals (and ten minutes of
 slack for a long rollout); /healthz and the watchdog both say so.

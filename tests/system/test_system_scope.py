@@ -1,0 +1,115 @@
+"""The system scope end to end, under a real PID-1 systemd (tests/support/pid1.py):
+Atlas installed from its wheel with Debian's /usr/bin/python3 into /opt/atlas, units in
+/etc/systemd/system, DynamicUser= services, state under /var/lib/atlas, secrets in
+0600 env files, rollback, drift healed, and the reconciler's own service."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.support.systemsite import COMPONENTS, ENV_FILE, SystemSite, wait_for
+
+pytestmark = [pytest.mark.systemd, pytest.mark.timeout(900)]
+
+NO_SELF = ("enabled: true", "enabled: false")  # staging's reconciler: off unless a test wants it
+
+
+def test_first_converge_runs_sandboxed_services_with_their_secrets(
+    system_site: SystemSite,
+) -> None:
+    site = system_site
+    site.change(ENV_FILE, *NO_SELF)
+    done = site.reconcile()
+    assert done.returncode == 0, done
+    for unit in COMPONENTS:
+        assert site.state(unit) == "active/running", (unit, site.host.journal(unit))
+        assert site.uid_of(site.pid(unit)) != 0, f"{unit} runs as root"
+        assert site.host.unit_state(unit)["DynamicUser"] == "yes", unit
+    assert site.get("http://127.0.0.1:8080/healthz")[0] == 200
+    # state under /var/lib/atlas: the reconciler's own, and the services' data folder
+    listing = site.host.sh("ls /var/lib/atlas/reconciler /var/lib/atlas/data/")
+    assert "state.db" in listing, listing
+    # the webhook secret reaches the monitoring agent only through its 0600 env file
+    env_file = site.host.sh("stat -c '%a %U' /etc/atlas/monitoring.env").split()
+    assert env_file == ["600", "root"]
+    environ = site.environ_of(site.pid("atlas-monitoring.service"))
+    assert environ.get("ATLAS_SECRET_SLACK_WEBHOOK_URL", "").startswith("https://"), sorted(environ)
+    assert "ATLAS_SECRET_SLACK_WEBHOOK_URL" not in site.environ_of(site.pid("atlas-api.service"))
+
+    before = {u: site.pid(u) for u in COMPONENTS}
+    site.change(ENV_FILE, "pageSize: 50", "pageSize: 40")
+    done = site.reconcile()
+    assert done.returncode == 0, done
+    after = {u: site.pid(u) for u in COMPONENTS}
+    assert after["atlas-api.service"] != before["atlas-api.service"], "the api restarted"
+    assert {u: after[u] for u in COMPONENTS if u != "atlas-api.service"} == {
+        u: before[u] for u in COMPONENTS if u != "atlas-api.service"
+    }, "only the unit whose config changed restarted"
+
+
+def test_a_failing_revision_is_rolled_back_and_drift_is_healed(system_site: SystemSite) -> None:
+    site = system_site
+    good = site.change(ENV_FILE, *NO_SELF)
+    assert site.reconcile().returncode == 0
+    # the api cannot listen on a port it has no right to: it fails, the revision too
+    site.change(ENV_FILE, "port: 8080", "port: 80")
+    done = site.reconcile()
+    assert done.returncode != 0, done
+    assert "rolled back" in done.stdout + done.stderr, done
+    assert site.get("http://127.0.0.1:8080/healthz")[0] == 200, "the good revision serves"
+    assert good[:12] in str(site.status()), "the good revision is the applied one"
+
+    unit = "/etc/systemd/system/atlas-core.service"
+    original = site.host.run("cat", unit).stdout
+    site.host.sh(f"echo '# edited by hand' >> {unit}; systemctl stop atlas-monitoring.service")
+    site.change(ENV_FILE, "port: 80", "port: 8080")  # back to the good config
+    done = site.reconcile()
+    assert done.returncode == 0, done
+    assert site.host.run("cat", unit).stdout == original
+    assert site.state("atlas-monitoring.service") == "active/running"
+
+
+def test_the_reconciler_bootstraps_its_own_service_and_applies_pushes(
+    system_site: SystemSite,
+) -> None:
+    """`--once` with spec.reconciler.enabled hands over to atlas-reconciler.service
+    (no deadlock on the lock it holds); the service then applies what is pushed."""
+    site = system_site
+    done = site.reconcile(timeout=120)
+    assert done.returncode == 0, done
+    wait_for(
+        "atlas-reconciler.service running",
+        lambda: site.state("atlas-reconciler.service") == "active/running",
+        timeout=60,
+    )
+    pid = site.pid("atlas-reconciler.service")
+    assert site.uid_of(pid) == 0, "the reconciler runs as root: it drives systemctl"
+    assert wait_for(
+        "the reconciler's /healthz",
+        lambda: site.get("http://127.0.0.1:9110/healthz")[0] == 200,
+        timeout=60,
+    )
+    api = site.pid("atlas-api.service")
+    site.change(ENV_FILE, "pageSize: 50", "pageSize: 30")
+    wait_for(
+        "the pushed commit applied by the service (1 min poll)",
+        lambda: site.pid("atlas-api.service") not in (api, 0),
+        timeout=150,
+    )
+    # its own unit changes: it restarts itself, after recording the run
+    site.change(ENV_FILE, "interval: 1m", "interval: 2m")
+    wait_for(
+        "the reconciler restarted into its new unit",
+        lambda: (
+            "--interval 120s"
+            in site.host.run("cat", "/etc/systemd/system/atlas-reconciler.service").stdout
+            and site.pid("atlas-reconciler.service") not in (pid, 0)
+        ),
+        timeout=150,
+    )
+    wait_for(
+        "the restarted reconciler healthy",
+        lambda: site.get("http://127.0.0.1:9110/healthz")[0] == 200,
+        timeout=60,
+    )
+    assert site.state("atlas-reconciler.service") == "active/running"
