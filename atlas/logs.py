@@ -1,10 +1,14 @@
 """Logging for the platform's services: one line per record on stderr (journald
-adds time and unit), level from the rendered config."""
+adds time and unit), level from the rendered config. Under systemd (stderr is the
+journal, ``seams.journal``) each line starts with its syslog priority (``<3>`` for
+errors), so ``journalctl -p err`` shows the errors and only them."""
 
 from __future__ import annotations
 
 import logging
 import sys
+
+from seams import journal
 
 _LEVELS = {
     "debug": logging.DEBUG,
@@ -14,10 +18,27 @@ _LEVELS = {
 }
 
 
+class PriorityFormatter(logging.Formatter):
+    """One line per record; ``<N>`` in front when the stream is the journal. A
+    multi-line message (a traceback) keeps its priority on every line."""
+
+    def __init__(self, fmt: str, journal_stream: bool) -> None:
+        super().__init__(fmt)
+        self.journal_stream = journal_stream
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = super().format(record)
+        mark = journal.prefix(record.levelname, self.journal_stream)
+        return "\n".join(mark + line for line in text.splitlines()) if mark else text
+
+
 def setup(level: str, component: str) -> logging.Logger:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(
-        logging.Formatter(f"%(levelname)s atlas-{component} %(name)s: %(message)s")
+        PriorityFormatter(
+            f"%(levelname)s atlas-{component} %(name)s: %(message)s",
+            journal.stream_is_journal(sys.stderr),
+        )
     )
     root = logging.getLogger()
     root.handlers[:] = [handler]

@@ -227,7 +227,7 @@ class Agent:
         if self.deliverer is not None:
             self.deliverer.wake.set()
         if self._delivery_thread is not None:
-            self._delivery_thread.join(timeout=15)
+            self._delivery_thread.join(timeout=2)  # seams.stopping: a stop takes seconds
         if self.server is not None:
             self.server.stop()
             self.server = None

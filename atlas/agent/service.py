@@ -19,6 +19,7 @@ from atlas.alerting.outbox import RetryPolicy
 from atlas.logs import setup
 from atlas.monitoring.units import SystemctlUnits
 from seams.notify import Notifier
+from seams.stopping import arm_deadline
 
 
 def run(
@@ -37,7 +38,12 @@ def run(
         units=SystemctlUnits(settings.scope, environ),
     )
     agent = Agent(settings, deps, config_path, retry, root)
-    signal.signal(signal.SIGTERM, lambda *_: agent.request_stop())
-    signal.signal(signal.SIGINT, lambda *_: agent.request_stop())
+
+    def stop(*_: object) -> None:
+        agent.request_stop()
+        arm_deadline()  # a scrape or a delivery in flight may not hold the stop up
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGHUP, lambda *_: agent.request_reload())
     agent.run()

@@ -20,6 +20,7 @@ from atlas.api import settings as api_settings
 from atlas.api.app import create_app
 from atlas.errors import AtlasError
 from seams.notify import Notifier
+from seams.stopping import GRACE_S, arm_deadline
 
 BACKLOG = 2048
 
@@ -61,6 +62,7 @@ class NotifyingServer(uvicorn.Server):
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         if sig == signal.SIGTERM:  # systemd's stop: drain and exit 0 (uvicorn would re-raise)
             self.should_exit = True
+            arm_deadline()
             return
         super().handle_exit(sig, frame)
 
@@ -89,7 +91,7 @@ def run(config: Path, instance: int | None, env: Mapping[str, str] | None = None
         access_log=False,
         lifespan="off",
         server_header=False,
-        timeout_graceful_shutdown=20,
+        timeout_graceful_shutdown=int(GRACE_S),  # then open requests are cancelled
         timeout_keep_alive=30,
     )
     server = NotifyingServer(

@@ -24,6 +24,7 @@ from atlas.commands.args import (
     add_output,
 )
 from atlas.commands.common import access_of, print_json
+from seams import journal
 
 
 def add_target(p: argparse.ArgumentParser, env_required: bool = True) -> None:
@@ -111,8 +112,10 @@ def register(sub: Subparsers) -> None:
 
 
 def log_to_stderr(level: str, message: str) -> None:
+    """The reconciler's ``Log``: priority-prefixed like the services' logs (atlas.logs)."""
+    mark = journal.prefix(level, journal.stream_is_journal(sys.stderr))
     print(
-        f"atlas: {level}: {message}" if level != "info" else f"atlas: {message}",
+        f"{mark}atlas: {level}: {message}" if level != "info" else f"{mark}atlas: {message}",
         file=sys.stderr,
         flush=True,
     )

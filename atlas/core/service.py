@@ -3,7 +3,8 @@
 Start-up order: read and check the config, open (and migrate) the database, bind
 the metrics server, record the sources — then READY=1. While running, WATCHDOG=1
 pings go out from the loop itself (a stuck loop stops them). SIGTERM or SIGINT
-stops new fetches, lets the batch in flight finish and be stored, and exits 0.
+stops new fetches, stores what finishes within 2 s (the rest stays due), and
+exits 0 within seconds (``seams.stopping``).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from atlas.errors import AtlasError, StorageError
 from atlas.resilience.ratelimit import system_load
 from seams.clock import SystemClock
 from seams.notify import Notifier
+from seams.stopping import GRACE_S, arm_deadline, exit_now
 
 STALL_S = 120.0
 MAX_STORAGE_ERRORS = 20
@@ -63,6 +65,7 @@ def run(config: Path, instance: int | None, env: Mapping[str, str] | None = None
     def on_signal(signum: int, frame: FrameType | None) -> None:
         log.info("received %s: finishing the batch in flight", signal.Signals(signum).name)
         worker.stop()
+        arm_deadline()
 
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, on_signal)
@@ -90,9 +93,11 @@ def run(config: Path, instance: int | None, env: Mapping[str, str] | None = None
                 notifier.watchdog()
                 last_ping = clock.monotonic()
         notifier.stopping()
-        worker.shutdown()
+        abandoned = worker.shutdown(GRACE_S)
     finally:
         server.stop()
         store.close()
     logging.getLogger("atlas.core").info("stopped after %d batches", worker.stored_batches)
+    if abandoned:  # their threads sit in a socket read: do not wait for them at exit
+        exit_now(0)
     return 0

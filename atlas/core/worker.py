@@ -102,15 +102,25 @@ class Worker:
         """Stop submitting fetches; the jobs in flight finish (waits cut short)."""
         self.stopping.set()
 
-    def shutdown(self) -> None:
+    def shutdown(self, grace_s: float | None = None) -> int:
+        """Store what finishes within ``grace_s`` (None: wait for all); the fetches
+        still running then are abandoned (their sources stay due). Returns how many."""
         self.stop()
-        while self.in_flight:
-            done, _ = wait(list(self.in_flight), timeout=1.0)
+        end = None if grace_s is None else time.monotonic() + grace_s
+        while self.in_flight and (end is None or time.monotonic() < end):
+            left = 1.0 if end is None else max(0.0, min(1.0, end - time.monotonic()))
+            done, _ = wait(list(self.in_flight), timeout=left)
             self._harvest(done)
             self.heartbeat = self.clock.monotonic()
         self._record_circuits()
+        abandoned = len(self.in_flight)
+        if abandoned:
+            log.warning("abandoning %d fetch(es) still running; their sources stay due", abandoned)
+            self.executor.shutdown(wait=False, cancel_futures=True)
+            return abandoned
         self.executor.shutdown(wait=True)
         self.fetcher.close()
+        return 0
 
     # ---- the loop
 

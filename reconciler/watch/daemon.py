@@ -26,6 +26,7 @@ from reconciler.record import CycleResult, Log
 from reconciler.watch.refs import RefsWatcher, git_dir
 from reconciler.watch.server import ReconcilerServer
 from seams.notify import Notifier
+from seams.stopping import arm_deadline
 
 
 @dataclass(frozen=True)
@@ -71,6 +72,7 @@ class Daemon:
     def shutdown(self, *_: object) -> None:
         self.stop.set()
         self.wake.set()
+        arm_deadline()  # a cycle in flight ends there, as after SIGKILL (journaled)
 
     def _on_cycle(self, result: CycleResult) -> None:
         level = "info" if result.ok else "error"
