@@ -8,6 +8,9 @@ first cycle, STATUS= after each, WATCHDOG=1 while the loop is healthy, STOPPING=
 
 The loop is healthy while a cycle ended within three intervals (and ten minutes of
 slack for a long rollout); /healthz and the watchdog both say so.
+
+Between polls the live drift watcher (``reconciler.watch.live``) wakes the loop when
+a file Atlas wrote is edited by hand or a unit it starts is stopped by hand.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from pathlib import Path
 from reconciler.errors import UsageError
 from reconciler.loop import Reconciler
 from reconciler.record import CycleResult, Log
+from reconciler.watch import live
 from reconciler.watch.refs import RefsWatcher, git_dir
 from reconciler.watch.server import ReconcilerServer
 from seams.notify import Notifier
@@ -44,6 +48,7 @@ class Daemon:
         self.stop = threading.Event()
         self.wake = threading.Event()
         self.ready = threading.Event()
+        self.live = live.for_daemon(rec, self.wake.set, log)
         try:
             self.server = ReconcilerServer(
                 settings.host.strip("[]"),
@@ -71,6 +76,7 @@ class Daemon:
         self.wake.set()
 
     def _on_cycle(self, result: CycleResult) -> None:
+        self.live.after_cycle(self.rec, result)
         level = "info" if result.ok else "error"
         self.log(level, f"{result.outcome} {result.revision[:12]} {result.reason}".rstrip())
         if not self.ready.is_set():
@@ -96,6 +102,7 @@ class Daemon:
         watcher = self._refs_watcher()
         if watcher is not None:
             watcher.start()
+        self.live.start()
         signal.signal(signal.SIGTERM, self.shutdown)
         signal.signal(signal.SIGINT, self.shutdown)
         signal.signal(signal.SIGHUP, lambda *_: self.wake.set())
@@ -112,5 +119,6 @@ class Daemon:
         finally:
             self.notifier.stopping()
             self.server.stop()
+            self.live.stop()
             if watcher is not None:
                 watcher.stop()
