@@ -114,10 +114,13 @@ class Reconciler:
         self.cache: Path = base / "git"
         self.lock_path: Path = base / "lock"
         self.last_cycle_end = host.clock.monotonic()
+        # cycles begun: the live drift watcher keeps quiet from here to the cycle's end
+        self.started = 0
 
     # ------------------------------------------------------------------ public
 
     def cycle(self, trigger: str = "manual", fetch: bool = True) -> CycleResult:
+        self.started += 1
         clock = self.host.clock
         started = clock.monotonic()
         with reconcile_lock(self.lock_path, self.options.lock_wait, lambda m: self.log("info", m)):

@@ -35,6 +35,12 @@ class ReconcilerMetrics:
             ["kind"],
             registry=r,
         )
+        self.live_drift = Counter(
+            "atlas_live_drift",
+            "Drifted resources the live watcher saw between polls (each woke the loop).",
+            ["kind"],
+            registry=r,
+        )
         self.last_success = Gauge(
             "atlas_last_successful_reconcile_timestamp_seconds",
             "When a reconcile last ended with the host in the desired state.",

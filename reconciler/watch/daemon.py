@@ -11,6 +11,9 @@ WATCHDOG=1 while the loop is healthy, STOPPING=1.
 
 The loop is healthy while a cycle ended within three intervals (and ten minutes of
 slack for a long rollout); /healthz and the watchdog both say so.
+
+Between polls the live drift watcher (``reconciler.watch.live``) wakes the loop when
+a file Atlas wrote is edited by hand or a unit it starts is stopped by hand.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from pathlib import Path
 from reconciler.errors import UsageError
 from reconciler.loop import Reconciler
 from reconciler.record import CycleResult, Log
+from reconciler.watch import live
 from reconciler.watch.refs import RefsWatcher, git_dir
 from reconciler.watch.server import ReconcilerServer
 from seams.notify import Notifier
@@ -47,6 +51,7 @@ class Daemon:
         self.log = log
         self.stop = threading.Event()
         self.wake = threading.Event()
+        self.live = live.for_daemon(rec, self.wake.set, log)
         try:
             self.server = ReconcilerServer(
                 settings.host.strip("[]"),
@@ -75,6 +80,7 @@ class Daemon:
         arm_deadline()  # a cycle in flight ends there, as after SIGKILL (journaled)
 
     def _on_cycle(self, result: CycleResult) -> None:
+        self.live.after_cycle(self.rec, result)
         level = "info" if result.ok else "error"
         self.log(level, f"{result.outcome} {result.revision[:12]} {result.reason}".rstrip())
         self.notifier.status(f"{result.outcome} {result.revision[:12]}")
@@ -97,6 +103,7 @@ class Daemon:
         watcher = self._refs_watcher()
         if watcher is not None:
             watcher.start()
+        self.live.start()
         signal.signal(signal.SIGTERM, self.shutdown)
         signal.signal(signal.SIGINT, self.shutdown)
         signal.signal(signal.SIGHUP, lambda *_: self.wake.set())
@@ -114,5 +121,6 @@ class Daemon:
         finally:
             self.notifier.stopping()
             self.server.stop()
+            self.live.stop()
             if watcher is not None:
                 watcher.stop()
