@@ -46,7 +46,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:
+        # argparse exits 2 on a usage error, which a CI job would read as "a dry run
+        # found changes" (EXIT_CHANGES): a usage error is an error like any other
+        return EXIT_ERROR if exc.code == 2 else int(exc.code or 0)
     from atlas.errors import AtlasError
     from reconciler import ManifestError, ReconcilerError
 
