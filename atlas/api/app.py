@@ -31,6 +31,8 @@ from atlas.api.reader import ItemFilter, Reader
 from atlas.api.settings import ApiSettings
 from atlas.errors import StorageError
 from atlas.httpmetrics import UNMATCHED, HttpMetrics
+from seams import build
+from seams.build import export_build_info
 
 log = logging.getLogger("atlas.api")
 Scope = MutableMapping[str, Any]
@@ -102,6 +104,7 @@ def create_app(
     clock: Callable[[], float] = time.time,
 ) -> FastAPI:
     registry = registry if registry is not None else CollectorRegistry()
+    export_build_info(registry)
     metrics = HttpMetrics(registry)
     reader = Reader(settings.database, settings.busy_timeout_s)
     app = FastAPI(
@@ -171,7 +174,7 @@ def _probe_routes(
 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:
-        return {"status": "ok"}
+        return {"status": "ok", "version": build.version()}
 
     @app.get("/readyz")
     async def readyz() -> JSONResponse:

@@ -13,6 +13,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from atlas.core.metrics import CoreMetrics
 from atlas.httpmetrics import UNMATCHED
+from seams import build
 from seams.httpserver import JSON, Handler, HttpServer, Request, Response
 
 Health = Callable[[], tuple[bool, dict[str, Any]]]
@@ -25,7 +26,10 @@ def routes(metrics: CoreMetrics, health: Health) -> dict[tuple[str, str], Handle
 
     def healthz(_: Request) -> Response:
         ok, detail = health()
-        return Response.json(200 if ok else 503, {"status": "ok" if ok else "stalled", **detail})
+        return Response.json(
+            200 if ok else 503,
+            {"status": "ok" if ok else "stalled", "version": build.version(), **detail},
+        )
 
     return {("GET", "/metrics"): prometheus, ("GET", "/healthz"): healthz}
 

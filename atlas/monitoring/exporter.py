@@ -19,6 +19,7 @@ from prometheus_client.registry import Collector
 
 from atlas.monitoring.rules import Alert, Rule
 from atlas.monitoring.samples import Sample
+from seams.build import export_build_info
 
 HELP = {
     "atlas_system_cpu_percent": "CPU utilisation of the host over the last interval, in percent.",
@@ -170,6 +171,7 @@ class Exporter:
         self.registry = CollectorRegistry(auto_describe=False)
         self.view = ViewCollector()
         self.registry.register(self.view)
+        export_build_info(self.registry)
         self.notifications = Counter(
             "atlas_notifications",
             "Notification delivery attempts by channel and result "

@@ -9,6 +9,7 @@ from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST
 
+from seams import build
 from seams.httpserver import Handler, HttpServer, Request, Response
 
 HealthFn = Callable[[], tuple[bool, dict[str, Any]]]
@@ -21,7 +22,10 @@ def routes(render_metrics: Callable[[], bytes], health: HealthFn) -> dict[tuple[
 
     def healthz(_: Request) -> Response:
         ok, detail = health()
-        return Response.json(200 if ok else 503, {"status": "ok" if ok else "unhealthy", **detail})
+        return Response.json(
+            200 if ok else 503,
+            {"status": "ok" if ok else "unhealthy", "version": build.version(), **detail},
+        )
 
     return {("GET", "/metrics"): metrics, ("GET", "/healthz"): healthz, ("GET", "/"): healthz}
 

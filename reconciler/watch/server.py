@@ -13,6 +13,7 @@ import hashlib
 import hmac
 from collections.abc import Callable
 
+from seams import build
 from seams.httpserver import HttpServer, Limits, Request, Response
 
 MAX_BODY = 1024 * 1024
@@ -47,9 +48,9 @@ class ReconcilerServer:
             return Response(200, metrics(), METRICS_TYPE)
 
         def get_health(_req: Request) -> Response:
-            if healthy():
-                return Response.text(200, "ok\n")
-            return Response.text(503, "reconcile loop stalled\n")
+            ok = healthy()
+            body = {"status": "ok" if ok else "stalled", "version": build.version()}
+            return Response.json(200 if ok else 503, body)
 
         def post_hook(req: Request) -> Response:
             header = req.header("X-Atlas-Signature") or req.header("X-Hub-Signature-256")
