@@ -14,8 +14,8 @@ What counts as drift:
   A unit in ``auto-restart`` (its ``Restart=`` is at work), activating or
   deactivating is on its way somewhere and is not drift; nor is a unit the
   operator suspended (the ``suspended`` predicate);
-- only a change counts: a unit already down when the baseline was taken (a heal
-  that failed, ``--no-self-heal``) is not reported again until it has been up.
+- only a change counts: a unit seen down once (and a heal that failed, or
+  ``--no-self-heal``, left it down) is not reported again until it has been up.
 
 Settling: a burst of events (an editor's write, rename and chmod; a hand
 ``systemctl stop`` followed by an edit) is one change, due ``window`` seconds
@@ -66,10 +66,13 @@ class UnitSentry:
     def __init__(self) -> None:
         self.up: dict[str, bool] = {}
 
-    def baseline(self, up: Mapping[str, bool]) -> None:
-        """What the loop saw at the end of its cycle; units it did not report are
-        learned from their next observation (never reported from it)."""
-        self.up = dict(up)
+    def baseline(self, names: Iterable[str], up: Mapping[str, bool]) -> None:
+        """After a cycle, the units to watch: what was known of a unit before the
+        cycle stays (one stopped by hand while the cycle ran is still caught; one
+        that was down, a heal that failed, is not reported again); a unit new here
+        starts from ``up`` (what the cycle saw), or from its next observation."""
+        known = {n: self.up[n] if n in self.up else up.get(n) for n in names}
+        self.up = {n: was for n, was in known.items() if was is not None}
 
     def observe(
         self, states: Mapping[str, UnitState], suspended: Suspended = never_suspended

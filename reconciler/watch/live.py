@@ -136,7 +136,7 @@ class LiveWatcher:
         with self._lock:
             self.inventory, self.host_key, self.generation = inventory, host_key, generation
             self.units = sorted(u.name for u in inventory.units.values() if u.start)
-            self.sentry.baseline({n: up for n, up in units_up.items() if n in self.units})
+            self.sentry.baseline(self.units, units_up)
             self._disk = disk
             self._next_poll = 0.0
         for folder in sorted({Path(p).parent for p in disk} - self._watched):

@@ -29,7 +29,7 @@ def test_down_with_no_restart_pending_is_drift_restarting_is_not() -> None:
 
 def test_a_unit_stopped_by_hand_is_reported_once() -> None:
     sentry = UnitSentry()
-    sentry.baseline({"a.service": True})
+    sentry.baseline(["a.service"], {"a.service": True})
     assert sentry.observe({"a.service": UP}) == []
     assert sentry.observe({"a.service": state("a.service", "deactivating", "stop-sigterm")}) == []
     [item] = sentry.observe({"a.service": state("a.service", "inactive", "dead")})
@@ -39,7 +39,7 @@ def test_a_unit_stopped_by_hand_is_reported_once() -> None:
 
 def test_a_crash_restarted_by_systemd_is_not_drift() -> None:
     sentry = UnitSentry()
-    sentry.baseline({"a.service": True})
+    sentry.baseline(["a.service"], {"a.service": True})
     for active, sub in [
         ("deactivating", "stop-sigterm"),
         ("activating", "auto-restart"),
@@ -54,7 +54,8 @@ def test_a_crash_restarted_by_systemd_is_not_drift() -> None:
 
 def test_a_unit_down_at_the_baseline_or_suspended_is_not_reported() -> None:
     sentry = UnitSentry()
-    sentry.baseline({"a.service": False, "b.service": True})  # a: the heal failed
+    names = ["a.service", "b.service", "c.service"]
+    sentry.baseline(names, {"a.service": False, "b.service": True})  # a: the heal failed
     down = {
         "a.service": state("a.service", "failed", "failed"),
         "b.service": state("b.service", "inactive", "dead"),
@@ -98,7 +99,7 @@ def test_units_and_files_go_into_one_burst() -> None:
     burst.went_down([], clock.monotonic())
     assert burst.remaining(clock.monotonic()) is None  # nothing went down: no burst
     sentry = UnitSentry()
-    sentry.baseline({"a.service": True})
+    sentry.baseline(["a.service"], {"a.service": True})
     burst.went_down(
         sentry.observe({"a.service": state("a", "inactive", "dead")}), clock.monotonic()
     )
@@ -129,3 +130,17 @@ def test_only_inventory_files_that_differ_are_drift() -> None:
     del on_host[unit]
     assert [i.kind for i in file_drift(inventory, [unit], read, key)] == ["file-missing"]
     assert file_drift(inventory, [swap], read, key) == []
+
+
+def test_a_unit_stopped_while_a_cycle_ran_is_still_caught() -> None:
+    sentry = UnitSentry()
+    sentry.baseline(["a.service", "b.service"], {"a.service": True, "b.service": True})
+    sentry.observe({"a.service": UP, "b.service": state("b", "inactive", "dead")})  # reported
+    # the cycle ran (healing b, while a was stopped by hand); it saw a down, b up
+    sentry.baseline(["a.service", "b.service"], {"a.service": False, "b.service": True})
+    down = sentry.observe(
+        {"a.service": state("a", "inactive", "dead"), "b.service": state("b", "failed", "failed")}
+    )
+    assert [i.target for i in down] == ["a.service"]  # b's heal failed: not reported again
+    sentry.baseline(["b.service"], {})  # a left the inventory
+    assert sentry.up == {"b.service": False}
