@@ -61,6 +61,8 @@ class ReconcilerMetrics:
             "atlas_git_fetch_errors", "Failed fetches of the repository.", registry=r
         )
         self._sync: tuple[str, str, str] | None = None
+        # present from the first scrape: an alert on it never waits for a first cycle
+        self.set_sync("", "", SyncStatus.UNKNOWN)
         self._units: set[str] = set()
         for result in METRIC_RESULTS:
             self.reconcile_total.labels(result)

@@ -73,3 +73,4 @@ class SyncStatus(StrEnum):
     SYNCED = "Synced"
     OUT_OF_SYNC = "OutOfSync"
     FAILED = "Failed"
+    UNKNOWN = "Unknown"  # no cycle has ended yet (only the metric says it)

@@ -44,3 +44,16 @@ def test_the_api_names_its_version_in_healthz_and_metrics(tmp_path: Path) -> Non
         assert SAMPLE in api.get("/metrics").text
     finally:
         api.close()
+
+
+def test_the_sync_status_is_there_from_the_first_scrape() -> None:
+    """Unknown until a cycle ends, then replaced (never two sync_info series)."""
+    from reconciler.outcomes import SyncStatus
+
+    m = ReconcilerMetrics()
+    text = generate_latest(m.registry).decode()
+    assert 'atlas_sync_info{applied_revision="",desired_revision="",status="Unknown"} 1.0' in text
+    m.set_sync("abc", "abc", SyncStatus.SYNCED)
+    text = generate_latest(m.registry).decode()
+    assert "Unknown" not in text
+    assert text.count("atlas_sync_info{") == 1
