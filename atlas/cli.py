@@ -51,7 +51,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exc:
         # argparse exits 2 on a usage error, which a CI job would read as "a dry run
         # found changes" (EXIT_CHANGES): a usage error is an error like any other
-        return EXIT_ERROR if exc.code == 2 else int(exc.code or 0)
+        return EXIT_OK if exc.code in (None, 0) else EXIT_ERROR
     from atlas.errors import AtlasError
     from reconciler import ManifestError, ReconcilerError
 

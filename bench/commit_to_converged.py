@@ -15,38 +15,16 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import subprocess
 import time
 
-import httpx
-from _site import BenchSite, git
-
-
-def wait_for(predicate, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise SystemExit(f"timed out waiting for {what}")
-        time.sleep(0.01)
+from _site import BenchSite, answers, figures, git, wait_for
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=10)
     args = parser.parse_args()
-    site = BenchSite()
-    watch = None
-    try:
-        first = site.atlas("reconcile", "--once", *site.reconcile_args())
-        if first.returncode != 0:
-            raise SystemExit(first.stdout + first.stderr)
-        watch = subprocess.Popen(
-            site.watch_command("10m"),
-            env=site.manager.env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        wait_for(lambda: _ok(f"http://127.0.0.1:{site.reconciler}/healthz"), 60, "the watch loop")
+    with BenchSite() as site, site.watching("10m"):
         time.sleep(1.0)
         totals, starts = [], []
         sources = site.work / "base/sources.yaml"
@@ -63,7 +41,9 @@ def main() -> None:
             pushed = time.monotonic()
             git(site.work, "push", "-q", "origin", "main")
             wait_for(lambda old=old_pid: _new_active(site, old), 60, "atlas-core restart")
-            wait_for(lambda: _ok(f"http://127.0.0.1:{site.core}/healthz"), 60, "atlas-core health")
+            wait_for(
+                lambda: answers(f"http://127.0.0.1:{site.core}/healthz"), 60, "atlas-core health"
+            )
             totals.append(time.monotonic() - pushed)
             props = site.show(
                 "atlas-core.service",
@@ -83,11 +63,7 @@ def main() -> None:
             json.dumps(
                 {
                     "rounds": args.rounds,
-                    "commit_to_converged_s": {
-                        "median": round(median, 3),
-                        "min": round(min(totals), 3),
-                        "max": round(max(totals), 3),
-                    },
+                    "commit_to_converged_s": figures(totals),
                     "service_start_s": {"median": round(statistics.median(starts), 3)},
                     "service_start_share_of_median": round(statistics.median(starts) / median, 2),
                     "target_median_under_2s": median < 2.0,
@@ -95,18 +71,6 @@ def main() -> None:
                 indent=2,
             )
         )
-    finally:
-        if watch is not None:
-            watch.terminate()
-            watch.wait(timeout=60)
-        site.close()
-
-
-def _ok(url: str) -> bool:
-    try:
-        return httpx.get(url, timeout=1).status_code == 200
-    except httpx.HTTPError:
-        return False
 
 
 def _new_active(site: BenchSite, old_pid: str) -> bool:

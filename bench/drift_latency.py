@@ -16,12 +16,10 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import subprocess
 import time
 
 import httpx
-from _site import BenchSite
-from commit_to_converged import _ok, wait_for
+from _site import BenchSite, figures, wait_for
 
 
 def cycles(site: BenchSite) -> float:
@@ -61,31 +59,11 @@ def stop_trial(site: BenchSite, name: str) -> float:
     return took
 
 
-def figures(values: list[float]) -> dict[str, float]:
-    return {
-        "median": round(statistics.median(values), 3),
-        "min": round(min(values), 3),
-        "max": round(max(values), 3),
-    }
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=20)
     args = parser.parse_args()
-    site = BenchSite()
-    watch = None
-    try:
-        first = site.atlas("reconcile", "--once", *site.reconcile_args())
-        if first.returncode != 0:
-            raise SystemExit(first.stdout + first.stderr)
-        watch = subprocess.Popen(
-            site.watch_command("60s"),
-            env=site.manager.env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        wait_for(lambda: _ok(f"http://127.0.0.1:{site.reconciler}/healthz"), 60, "the watch loop")
+    with BenchSite() as site, site.watching("60s"):
         time.sleep(2.0)
         edits = [edit_trial(site) for _ in range(args.trials)]
         stops = [stop_trial(site, "atlas-monitoring.service") for _ in range(args.trials)]
@@ -104,11 +82,6 @@ def main() -> None:
                 indent=2,
             )
         )
-    finally:
-        if watch is not None:
-            watch.terminate()
-            watch.wait(timeout=60)
-        site.close()
 
 
 if __name__ == "__main__":

@@ -102,7 +102,9 @@ def component(
     }
 
 
-def wait_for(check: Callable[[], Any], timeout: float = 10.0, what: str = "condition") -> Any:
+def wait_for(
+    check: Callable[[], Any], timeout: float = 10.0, what: str = "condition", every: float = 0.05
+) -> Any:
     deadline = time.monotonic() + timeout
     while True:
         value = check()
@@ -110,7 +112,7 @@ def wait_for(check: Callable[[], Any], timeout: float = 10.0, what: str = "condi
             return value
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.05)
+        time.sleep(every)
 
 
 # ------------------------------------------------------------------ HTTP servers

@@ -8,8 +8,6 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 from tests.support.examples import EXAMPLE, FIXTURE_KEYS
@@ -50,14 +48,15 @@ class SystemSite:
         self.push()
         return sha
 
-    def atlas(self, *args: str, check: bool = False, timeout: float = 300) -> Result:
-        done = self.host.run(f"{ATLAS_VENV}/bin/atlas", *args, check=check, timeout=timeout)
-        return Result(done.returncode, done.stdout, done.stderr)
+    def atlas(
+        self, *args: str, check: bool = False, timeout: float = 300
+    ) -> subprocess.CompletedProcess[str]:
+        return self.host.run(f"{ATLAS_VENV}/bin/atlas", *args, check=check, timeout=timeout)
 
     def target(self) -> list[str]:
         return ["--repo", self.bare_inside, "--ref", "main", "--env", ENV, "--scope", "system"]
 
-    def reconcile(self, *extra: str, timeout: float = 300) -> Result:
+    def reconcile(self, *extra: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
         return self.atlas("reconcile", "--once", *self.target(), *extra, timeout=timeout)
 
     def status(self) -> dict:
@@ -95,25 +94,3 @@ class SystemSite:
         out = self.host.run("/usr/bin/python3", "-c", script, timeout=timeout + 10).stdout
         code, _, body = out.partition("\n")
         return int(code), body
-
-
-class Result:
-    def __init__(self, returncode: int, stdout: str, stderr: str) -> None:
-        self.returncode = returncode
-        self.stdout = stdout
-        self.stderr = stderr
-
-    def __repr__(self) -> str:
-        return f"exit {self.returncode}\nstdout:\n{self.stdout}\nstderr:\n{self.stderr}"
-
-
-def wait_for(what: str, check: Callable[[], object], timeout: float, every: float = 0.5) -> object:
-    """Poll ``check`` until it returns something true; fail naming ``what``."""
-    deadline = time.monotonic() + timeout
-    last: object = None
-    while time.monotonic() < deadline:
-        last = check()
-        if last:
-            return last
-        time.sleep(every)
-    raise AssertionError(f"{what}: not within {timeout:.0f} s (last: {last!r})")

@@ -23,18 +23,24 @@ def _unavailable(reason: str) -> None:
 
 
 @pytest.fixture(scope="session")
-def pid1(tmp_path_factory: pytest.TempPathFactory, wheelhouse: Path) -> Iterator[Pid1Host]:
+def pid1_share(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The folder of this host that the container sees as ``SHARE``."""
+    return tmp_path_factory.mktemp("pid1-share")
+
+
+@pytest.fixture(scope="session")
+def pid1(
+    tmp_path_factory: pytest.TempPathFactory, wheelhouse: Path, pid1_share: Path
+) -> Iterator[Pid1Host]:
     """A booted container with Atlas in /opt/atlas (``/usr/bin/python3``)."""
     reason = why_unavailable()
     if reason:
         _unavailable(reason)
-    share = tmp_path_factory.mktemp("pid1-share")
     host = Pid1Host(
-        bind={share: SHARE},
+        bind={pid1_share: SHARE},
         bind_ro={wheelhouse: WHEELS},
         console=tmp_path_factory.mktemp("pid1-console") / "console.log",
     )
-    host.share = share  # type: ignore[attr-defined]
     try:
         host.boot()
         host.install_atlas(WHEELS)
@@ -48,10 +54,12 @@ def pid1(tmp_path_factory: pytest.TempPathFactory, wheelhouse: Path) -> Iterator
 
 
 @pytest.fixture
-def system_site(pid1: Pid1Host, request: pytest.FixtureRequest) -> Iterator[SystemSite]:
+def system_site(
+    pid1: Pid1Host, pid1_share: Path, request: pytest.FixtureRequest
+) -> Iterator[SystemSite]:
     """A fresh system-scope site: nothing of Atlas on the container before or after."""
     pid1.reset()
-    site = SystemSite(pid1, pid1.share, SHARE, request.node.name[:60])  # type: ignore[attr-defined]
+    site = SystemSite(pid1, pid1_share, SHARE, request.node.name[:60])
     try:
         yield site
     finally:

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.support.systemsite import COMPONENTS, ENV_FILE, SystemSite, wait_for
+from tests.support.monitoring import wait_for  # each poll here runs processes: every=0.5
+from tests.support.systemsite import COMPONENTS, ENV_FILE, SystemSite
 
 pytestmark = [pytest.mark.systemd, pytest.mark.timeout(900)]
 
@@ -57,7 +58,8 @@ def test_a_failing_revision_is_rolled_back_and_drift_is_healed(system_site: Syst
     assert done.returncode != 0, done
     assert "rolled back" in done.stdout + done.stderr, done
     assert site.get("http://127.0.0.1:8080/healthz")[0] == 200, "the good revision serves"
-    assert good[:12] in str(site.status()), "the good revision is the applied one"
+    applied = site.status()["applied_revision"]
+    assert applied["sha"] == good, ("the good revision is the applied one", applied)
 
     unit = "/etc/systemd/system/atlas-core.service"
     original = site.host.run("cat", unit).stdout
@@ -78,38 +80,43 @@ def test_the_reconciler_bootstraps_its_own_service_and_applies_pushes(
     done = site.reconcile(timeout=120)
     assert done.returncode == 0, done
     wait_for(
-        "atlas-reconciler.service running",
         lambda: site.state("atlas-reconciler.service") == "active/running",
-        timeout=60,
+        60,
+        "atlas-reconciler.service running",
+        every=0.5,
     )
     pid = site.pid("atlas-reconciler.service")
     assert site.uid_of(pid) == 0, "the reconciler runs as root: it drives systemctl"
-    assert wait_for(
-        "the reconciler's /healthz",
+    wait_for(
         lambda: site.get("http://127.0.0.1:9110/healthz")[0] == 200,
-        timeout=60,
+        60,
+        "the reconciler's /healthz",
+        every=0.5,
     )
     api = site.pid("atlas-api.service")
     site.change(ENV_FILE, "pageSize: 50", "pageSize: 30")
     wait_for(
-        "the pushed commit applied by the service (1 min poll)",
         lambda: site.pid("atlas-api.service") not in (api, 0),
-        timeout=150,
+        150,
+        "the pushed commit applied by the service (1 min poll)",
+        every=0.5,
     )
     # its own unit changes: it restarts itself, after recording the run
     site.change(ENV_FILE, "interval: 1m", "interval: 2m")
     wait_for(
-        "the reconciler restarted into its new unit",
         lambda: (
             "--interval 120s"
             in site.host.run("cat", "/etc/systemd/system/atlas-reconciler.service").stdout
             and site.pid("atlas-reconciler.service") not in (pid, 0)
         ),
-        timeout=150,
+        150,
+        "the reconciler restarted into its new unit",
+        every=0.5,
     )
     wait_for(
-        "the restarted reconciler healthy",
         lambda: site.get("http://127.0.0.1:9110/healthz")[0] == 200,
-        timeout=60,
+        60,
+        "the restarted reconciler healthy",
+        every=0.5,
     )
     assert site.state("atlas-reconciler.service") == "active/running"
