@@ -17,12 +17,19 @@ from pathlib import Path
 from reconciler.errors import LockBusy
 
 
-def _holder(path: Path) -> str:
-    try:
-        pid = path.read_text().strip()
-    except OSError:
-        return "another process"
-    return f"PID {pid}" if pid.isdigit() else "another process"
+def _holder(path: Path, tries: int = 5) -> str:
+    """Who holds the lock. A holder that has just taken it may not have written its
+    PID yet (a new, empty file): look again for a moment before saying "another"."""
+    for attempt in range(tries):
+        try:
+            pid = path.read_text().strip()
+        except OSError:
+            return "another process"
+        if pid.isdigit():
+            return f"PID {pid}"
+        if attempt < tries - 1:
+            time.sleep(0.02)
+    return "another process"
 
 
 @contextmanager
@@ -50,8 +57,11 @@ def reconcile_lock(
                     on_wait(f"waiting for the reconcile lock held by {holder}")
                     told = True
                 time.sleep(0.1)
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        # one write of a fixed width, then the length: a reader never sees the file
+        # emptied, only the previous holder's PID or this one
+        record = f"{os.getpid():>10}\n".encode()
+        os.pwrite(fd, record, 0)
+        os.ftruncate(fd, len(record))
         yield
     finally:
         os.close(fd)
