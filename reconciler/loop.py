@@ -22,14 +22,14 @@ from __future__ import annotations
 
 import random
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 from reconciler import pipeline
 from reconciler.actions import Action, Plan, UnitAction
 from reconciler.apply import Applier
-from reconciler.drift import detect
+from reconciler.drift import DriftItem, detect
 from reconciler.errors import (
     ManifestError,
     ReconcilerError,
@@ -253,6 +253,11 @@ class Reconciler:
         if plan.empty:
             if pending:
                 self.applier.clear_journal()
+            checked = self._check_health(prepared, ()) if new else Verdict(True, "no changes")
+            if not checked.ok:  # a revision that changed only a health check: its own checks
+                rev = self.recorder.begin(revision, trigger)
+                self.recorder.finish(rev, revision, trigger, False, checked.reason, 0)
+                return self._failed(revision, checked.reason, plan, allow_rollback)
             if new:
                 self.recorder.unchanged(revision, trigger)
             units = self._unit_health(prepared, observed)
@@ -271,10 +276,21 @@ class Reconciler:
                 self._prune_cache()
             outcome = Outcome.APPLIED if new else Outcome.HEALED
             return CycleResult(outcome, revision.sha, verdict.reason, plan, drift, units, True)
-        self.log("error", f"revision {revision.sha[:12]} failed verification: {verdict.reason}")
+        return self._failed(revision, verdict.reason, plan, allow_rollback, drift, units)
+
+    def _failed(
+        self,
+        revision: Revision,
+        reason: str,
+        plan: Plan,
+        allow_rollback: bool,
+        drift: tuple[DriftItem, ...] = (),
+        units: Mapping[str, bool] | None = None,
+    ) -> CycleResult:
+        self.log("error", f"revision {revision.sha[:12]} failed verification: {reason}")
         if not allow_rollback:
-            return CycleResult(Outcome.FAILED, revision.sha, verdict.reason, plan, drift, units)
-        return self._rollback_after(revision, verdict.reason, plan, units)
+            return CycleResult(Outcome.FAILED, revision.sha, reason, plan, drift, units)
+        return self._rollback_after(revision, reason, plan, units or {})
 
     def _apply_and_verify(
         self,
@@ -305,6 +321,8 @@ class Reconciler:
             deferred = result.deferred
             touched = [specs[u] for u in dict.fromkeys(result.touched_units) if u in specs]
             verdict = self._verify(touched, baseline)
+            if verdict.ok:  # and every other unit passes this revision's own checks
+                verdict = self._check_health(prepared, {u.name for u in touched})
         except VerificationFailed as exc:
             verdict = exc.verdict
         except (UnitCommandFailed, OSError) as exc:
@@ -379,6 +397,23 @@ class Reconciler:
             self.host.clock,
             baseline=baseline,
             patience=Patience(stable_for=self.options.stable_for),
+        )
+
+    def _check_health(self, prepared: pipeline.Prepared, skip: Collection[str]) -> Verdict:
+        """The health checks of the running units that were not touched (so not verified
+        already): a revision is judged by its own checks even when it restarts nothing."""
+        specs = [
+            u
+            for u in prepared.rendered.units
+            if u.start and u.probe is not None and u.component != "reconciler"
+            and u.name not in skip
+        ]  # fmt: skip
+        return verify(
+            specs,
+            self.host.runtime,
+            self.host.http,
+            self.host.clock,
+            patience=Patience(stable_for=0.0),
         )
 
     def _unit_health(

@@ -368,3 +368,24 @@ def test_carried_over_actions_skip_units_the_plan_launches_anyway() -> None:
         ("start", "atlas-core.service"),
     ]
     assert isinstance(merged.actions[1], Restart)
+
+
+def test_a_revision_that_changes_only_a_health_check_runs_it(rig: Rig, ops_repo: Path) -> None:
+    """The new check restarts nothing, yet it is this revision's: a failing one fails it."""
+    good = rig.reconciler.cycle().revision
+    calls = len(rig.host.runtime.calls)
+    rig.http.failing["http://127.0.0.1:18080/livez"] = 404
+    bad = commit(ops_repo, "base/deployments.yaml", "path: /readyz", "path: /livez")
+    result = rig.reconciler.cycle()
+    assert result.outcome == "rolled-back", result.reason
+    assert "health check http://127.0.0.1:18080/livez did not pass" in result.reason
+    assert "HTTP 404" in result.reason
+    assert not [c for c in rig.host.runtime.calls[calls:] if c[0] != "daemon-reload"]
+    outcomes = [(r.sha, r.outcome) for r in rig.host.store.history("development")]
+    assert (bad, "failed") in outcomes
+    assert rig.host.store.last_applied("development").sha == good
+    # a check that passes is a revision applied like any other
+    fixed = commit(ops_repo, "base/deployments.yaml", "path: /livez", "path: /healthz")
+    assert rig.reconciler.cycle().outcome == "synced"  # nothing to change, checks passed
+    assert "http://127.0.0.1:18080/healthz" in rig.http.calls
+    assert rig.host.store.last_applied("development").sha == fixed
