@@ -16,10 +16,10 @@ from typing import Literal
 
 from reconciler import model
 from reconciler.host.paths import HostLayout
+from reconciler.render.sandbox import hidden_by_private_tmp
 from seams.resources import PROJECT_ROOT
 
 FileKind = Literal["unit", "config", "env"]
-_PRIVATE_TMP_DIRS = ("/tmp", "/var/tmp")  # noqa: S108 - what PrivateTmp= replaces
 
 
 @dataclass(frozen=True)
@@ -105,11 +105,7 @@ class HostFacts:
         """This installation: ``python`` (default: this interpreter) and what it needs."""
         python = python or sys.executable
         needed = {Path(python).parent.parent, Path(sys.prefix), PROJECT_ROOT}
-        hidden = sorted(
-            str(p)
-            for p in needed
-            if any(p == Path(t) or Path(t) in p.parents for t in _PRIVATE_TMP_DIRS)
-        )
+        hidden = sorted(str(p) for p in needed if hidden_by_private_tmp(p.as_posix()))
         return cls(python, tuple(hidden))
 
 

@@ -18,6 +18,7 @@ from reconciler.quantities import systemd_timespan
 from reconciler.render.desired import DesiredFile, Probe, UnitSpec, unit_names
 from reconciler.render.envfiles import digest_of, env_file
 from reconciler.render.inputs import Inputs
+from reconciler.render.sandbox import access
 from reconciler.render.text import (
     exec_line,
     json_bytes,
@@ -50,6 +51,12 @@ def _triggers(service: Service) -> tuple[str, str | None]:
     return short_hash(json_bytes(rest), env_digest), short_hash(json_bytes(service.reloadable))
 
 
+def _local(repo: str) -> list[str]:
+    """A repository on this host's disk (a path or file:// URL), which the unit reads."""
+    path = repo.removeprefix("file://")
+    return [path] if path.startswith("/") else []
+
+
 def _values(i: Inputs, service: Service, d: model.Deployment) -> dict[str, Any]:
     template_unit = d.replicas > 1
     config_path = str(i.config_path(service.component))
@@ -76,8 +83,10 @@ def _values(i: Inputs, service: Service, d: model.Deployment) -> dict[str, Any]:
             "interval": systemd_timespan(r.interval_s),
         },
         "resources": d.resources,
-        "read_write": [str(i.layout.data_dir)] if i.layout.scope == "user" else [],
-        "bind_read_only": list(i.ctx.facts.bind_read_only),
+        **access(
+            writes=[str(i.layout.data_dir)] if i.layout.scope == "user" else [],
+            reads=[str(i.layout.config_dir), *i.ctx.facts.bind_read_only],
+        ).values(),
         "state_directory": "atlas/data",
         "proc_subset": service.component != "monitoring",
         "wanted_by": i.wanted_by,
@@ -168,12 +177,10 @@ def reconciler_unit(
             "env_file": str(env.path),
             "restart_trigger": short_hash(exec_start, digest_of(env)),
             "after": i.network_after,
-            "bind_read_only": list(i.ctx.facts.bind_read_only),
-            "read_write": [
-                str(i.layout.unit_dir),
-                str(i.layout.config_dir),
-                str(i.layout.state_dir),
-            ],
+            **access(
+                writes=[str(i.layout.unit_dir), str(i.layout.config_dir), str(i.layout.state_dir)],
+                reads=[*_local(inv.repo), *i.ctx.facts.bind_read_only],
+            ).values(),
             "wanted_by": i.wanted_by,
         },
     )
