@@ -50,12 +50,16 @@ from reconciler.render.desired import HostFacts, RenderContext, UnitSpec
 from reconciler.secrets.sources import SecretsFor
 from reconciler.source import prune_cache
 from reconciler.state import RevisionRecord, StateStore
-from reconciler.verify import Patience, Verdict, verify
+from reconciler.verify import Patience, UnitHealth, Verdict, explained, verify
 from seams.clock import Clock
 
 __all__ = ["CycleResult", "Host", "Options", "Reconciler"]
 
 SELF_HEAL = "self-heal"
+
+
+def _secret_values(prepared: pipeline.Prepared) -> list[str]:
+    return [v.reveal() for v in prepared.desired.secrets.values() if not v.sealed]
 
 
 class VerificationFailed(ReconcilerError):
@@ -255,6 +259,7 @@ class Reconciler:
                 self.applier.clear_journal()
             checked = self._check_health(prepared, ()) if new else Verdict(True, "no changes")
             if not checked.ok:  # a revision that changed only a health check: its own checks
+                checked = explained(checked, self.host.runtime, _secret_values(prepared))
                 rev = self.recorder.begin(revision, trigger)
                 self.recorder.finish(rev, revision, trigger, False, checked.reason, 0)
                 return self._failed(revision, checked.reason, plan, allow_rollback)
@@ -325,8 +330,13 @@ class Reconciler:
                 verdict = self._check_health(prepared, {u.name for u in touched})
         except VerificationFailed as exc:
             verdict = exc.verdict
-        except (UnitCommandFailed, OSError) as exc:
+        except UnitCommandFailed as exc:
+            failed = (UnitHealth(exc.unit, False, str(exc)),) if exc.unit else ()
+            verdict = Verdict(False, str(exc), failed)
+        except OSError as exc:
             verdict = Verdict(False, str(exc))
+        if not verdict.ok:
+            verdict = explained(verdict, self.host.runtime, _secret_values(prepared))
         self.recorder.finish(rev, revision, trigger, verdict.ok, verdict.reason, len(plan.actions))
         for action in deferred:  # recorded: now the reconciler's service may change
             self.log("info", f"{action.verb} {action.unit} (the reconciler) requested")

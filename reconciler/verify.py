@@ -13,7 +13,7 @@ time and sleeping).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from reconciler.host.probe import HttpProbe
 from reconciler.host.runtime import Runtime, UnitState
@@ -174,3 +174,27 @@ def verify(
             break  # fail fast: no need to wait for the others
         clock.sleep(poll)
     return _verdict(watches)
+
+
+JOURNAL_LINES = 8
+_HIDDEN = "«hidden»"
+
+
+def redact(text: str, secrets: Sequence[str]) -> str:
+    """``text`` with every secret value in it hidden (a service may log one by mistake)."""
+    for value in sorted({s for s in secrets if len(s) >= 3}, key=len, reverse=True):
+        text = text.replace(value, _HIDDEN)
+    return text
+
+
+def explained(verdict: Verdict, runtime: Runtime, secrets: Sequence[str] = ()) -> Verdict:
+    """``verdict`` with the last journal lines of each unit that failed in its reason, so
+    the error, ``atlas history`` and the event say why without a trip to journalctl."""
+    failed = [u.unit for u in verdict.units if not u.ok and not u.detail.startswith("not ver")]
+    parts = [verdict.reason]
+    for unit in dict.fromkeys(failed):
+        lines = runtime.journal_tail(unit, JOURNAL_LINES)
+        if lines:
+            shown = " | ".join(line[:300] for line in lines)
+            parts.append(f"last journal lines of {unit}: {redact(shown, secrets)}")
+    return replace(verdict, reason="; ".join(parts))

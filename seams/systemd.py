@@ -156,6 +156,40 @@ def systemctl_argv(scope: Scope) -> list[str]:
     return ["systemctl", "--user"] if scope == "user" else ["systemctl"]
 
 
+def journal_tail(
+    scope: Scope,
+    unit: str,
+    lines: int,
+    env: Mapping[str, str] | None,
+    invocation: str = "",
+) -> list[str]:
+    """The last ``lines`` journal messages of ``unit``: of its run ``invocation`` (its
+    own output and the manager's words on it) when given, else of all its runs. None
+    when there is no journal to read (no journald, or journalctl missing)."""
+    argv = ["journalctl", *(["--user"] if scope == "user" else [])]
+    if invocation:
+        argv += [f"_SYSTEMD_INVOCATION_ID={invocation}", "+", f"INVOCATION_ID={invocation}"]
+        argv += ["+", f"USER_INVOCATION_ID={invocation}"]
+    else:
+        argv += ["-u", unit]
+    argv += ["-n", str(lines), "-o", "cat", "--no-pager", "-q"]
+    try:
+        done = subprocess.run(
+            argv,
+            capture_output=True,
+            text=True,
+            errors="replace",
+            env=dict(env) if env is not None else None,
+            timeout=5.0,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return []
+    if done.returncode != 0:
+        return []
+    return [line.rstrip() for line in done.stdout.splitlines() if line.strip()][-lines:]
+
+
 def child_env(env: Mapping[str, str] | None) -> dict[str, str] | None:
     """``env`` without our sd_notify socket and secrets (None: inherit as it is)."""
     if env is None:

@@ -24,6 +24,10 @@ __all__ = ["Runtime", "Systemctl", "UnitCommandFailed", "UnitState"]
 class UnitCommandFailed(ReconcilerError):
     """systemctl refused or failed an operation on a unit."""
 
+    def __init__(self, message: str, unit: str | None = None) -> None:
+        super().__init__(message)
+        self.unit = unit  # the unit the operation was for, when it was for one
+
 
 class Runtime(Protocol):
     """What the reconciler needs from a service manager."""
@@ -41,6 +45,10 @@ class Runtime(Protocol):
         """Queue ``verb`` (start, restart, reload, stop) for ``unit`` and return at once."""
         ...
 
+    def journal_tail(self, unit: str, lines: int) -> list[str]:
+        """The last ``lines`` messages of ``unit`` in the journal (none if unreadable)."""
+        ...
+
 
 class Systemctl:
     """The real thing: ``systemctl [--user]`` in a subprocess."""
@@ -53,7 +61,7 @@ class Systemctl:
         self.env = systemd.child_env(env)
         self.timeout = timeout
 
-    def _run(self, *args: str, check: bool = True) -> str:
+    def _run(self, *args: str, check: bool = True, unit: str | None = None) -> str:
         try:
             return systemd.run_systemctl(
                 self.scope, *args, env=self.env, timeout=self.timeout, check=check
@@ -63,7 +71,7 @@ class Systemctl:
         except systemd.SystemctlUnreachable as exc:
             raise RuntimeUnavailable(str(exc)) from exc
         except systemd.SystemctlError as exc:
-            raise UnitCommandFailed(str(exc)) from exc
+            raise UnitCommandFailed(str(exc), unit) from exc
 
     def system_state(self) -> str:
         """The manager's SystemState (running, degraded, …); raises RuntimeUnavailable."""
@@ -97,16 +105,16 @@ class Systemctl:
 
     def start(self, unit: str) -> None:
         """Blocks until the unit is started (READY=1 for Type=notify) or failed."""
-        self._run("start", unit)
+        self._run("start", unit, unit=unit)
 
     def stop(self, unit: str) -> None:
-        self._run("stop", unit)
+        self._run("stop", unit, unit=unit)
 
     def restart(self, unit: str) -> None:
-        self._run("restart", unit)
+        self._run("restart", unit, unit=unit)
 
     def reload(self, unit: str) -> None:
-        self._run("reload", unit)
+        self._run("reload", unit, unit=unit)
 
     def enable(self, unit: str) -> None:
         self._run("enable", unit)
@@ -118,4 +126,11 @@ class Systemctl:
         self._run("reset-failed", unit, check=False)
 
     def request(self, verb: str, unit: str) -> None:
-        self._run(verb, "--no-block", unit)
+        self._run(verb, "--no-block", unit, unit=unit)
+
+    def journal_tail(self, unit: str, lines: int) -> list[str]:
+        try:  # the unit's last run, so an earlier run's lines do not mislead
+            run = self._run("show", "-p", "InvocationID", "--value", "--", unit, check=False)
+        except (RuntimeUnavailable, UnitCommandFailed):
+            run = ""
+        return systemd.journal_tail(self.scope, unit, lines, self.env, run.strip())

@@ -19,6 +19,7 @@ class FakeRuntime:
         self.units: dict[str, UnitState] = {}
         self.calls: list[tuple[str, str]] = []
         self.failing: set[str] = set()  # units that fail when started
+        self.journals: dict[str, list[str]] = {}  # unit → what it wrote to the journal
         self._pid = 1000
 
     def _next_pid(self) -> int:
@@ -85,6 +86,9 @@ class FakeRuntime:
     def request(self, verb: str, unit: str) -> None:
         getattr(self, verb)(unit)
         self.calls[-1] = (f"{verb}-later", unit)
+
+    def journal_tail(self, unit: str, lines: int) -> list[str]:
+        return self.journals.get(unit, [])[-lines:]
 
 
 class FakeProbe:

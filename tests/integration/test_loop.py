@@ -17,8 +17,10 @@ from reconciler import pipeline
 from reconciler.actions import WriteFile, action_record
 from reconciler.errors import LockBusy
 from reconciler.host.lock import reconcile_lock
+from reconciler.secrets.keys import load_key_file
+from reconciler.secrets.sources import KeyRingSecrets
 from seams.fsio import write_atomic
-from tests.support.examples import EXAMPLE
+from tests.support.examples import EXAMPLE, example_values
 from tests.support.git import commit, git
 from tests.support.rigs import Rig
 
@@ -389,3 +391,32 @@ def test_a_revision_that_changes_only_a_health_check_runs_it(rig: Rig, ops_repo:
     assert rig.reconciler.cycle().outcome == "synced"  # nothing to change, checks passed
     assert "http://127.0.0.1:18080/healthz" in rig.http.calls
     assert rig.host.store.last_applied("development").sha == fixed
+
+
+def test_a_failed_unit_has_its_last_journal_lines_in_the_error(
+    tmp_path: Path, ops_repo: Path, example_keys: dict[str, Path]
+) -> None:
+    ring = load_key_file(example_keys["production"])
+    rig = Rig(
+        tmp_path / "root", ops_repo, env="production", secrets=lambda env: KeyRingSecrets(ring)
+    )
+    assert rig.reconciler.cycle().outcome == "applied"
+    leaked = example_values(example_keys)["production"]["smtp_password"]
+    runtime = rig.host.runtime
+    runtime.journals["atlas-core.service"] = [
+        "starting atlas core",
+        f"error: the content database refused password {leaked}",
+    ]
+    commit(ops_repo, "base/sources.yaml", "interval: 1h", "interval: 2h")
+    runtime.failing.add("atlas-core.service")
+    result = rig.reconciler.cycle()
+    assert result.outcome == "failed", result.reason  # it fails in the old revision too
+    want = "last journal lines of atlas-core.service: starting atlas core | error: the content database refused"
+    assert want in result.reason
+    assert leaked not in result.reason and "«hidden»" in result.reason
+    history = rig.host.store.history("production")
+    assert any(want in r.reason for r in history)
+    events = rig.host.store.events()
+    assert any(want in e.message for e in events)
+    assert all(leaked not in r.reason for r in history)
+    assert all(leaked not in e.message for e in events)

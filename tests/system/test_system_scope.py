@@ -57,6 +57,13 @@ def test_a_failing_revision_is_rolled_back_and_drift_is_healed(system_site: Syst
     done = site.reconcile()
     assert done.returncode != 0, done
     assert "rolled back" in done.stdout + done.stderr, done
+    # the error says why in the API's own words, from its journal, and so does history
+    said = done.stdout + done.stderr
+    assert "last journal lines of atlas-api.service:" in said, said
+    assert "cannot listen on 127.0.0.1:80: Permission denied" in said, said
+    assert "Stopped atlas-api.service" not in said, "only the failed run's lines"
+    history = site.atlas("history", "--env", "staging", "--scope", "system", "-o", "json")
+    assert "cannot listen on 127.0.0.1:80: Permission denied" in history.stdout, history
     assert site.get("http://127.0.0.1:8080/healthz")[0] == 200, "the good revision serves"
     applied = site.status()["applied_revision"]
     assert applied["sha"] == good, ("the good revision is the applied one", applied)
