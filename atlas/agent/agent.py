@@ -28,6 +28,7 @@ import random
 import sqlite3
 import ssl
 import threading
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -178,9 +179,7 @@ class Agent:
             self.settings.listen,
             port,
         )
-        n.ready(
-            f"watching {len(self.settings.components)} components, {len(self.alerting.rules)} rules"
-        )
+        n.ready(self.status_line())
         interval = self.settings.interval_s
         next_at = self.clock.monotonic() + interval
         ping = n.watchdog_interval
@@ -210,6 +209,18 @@ class Agent:
             self.cycle()
         except Exception:  # keep watching; the traceback is logged
             log.exception("monitoring cycle failed")
+            self.deps.notifier.status(f"last cycle failed at {_clock_time(self.clock.wall())}")
+            return
+        self.deps.notifier.status(self.status_line())
+
+    def status_line(self) -> str:
+        """What ``systemctl status`` shows: what is watched, what fires, when it looked."""
+        firing = sum(1 for a in self.state.alerts.values() if a.state == "firing")
+        return (
+            f"watching {len(self.settings.components)} components, "
+            f"{len(self.alerting.rules)} rules; {firing} alert(s) firing; "
+            f"last cycle at {_clock_time(self.clock.wall())}"
+        )
 
     def request_stop(self) -> None:
         self.stop_event.set()
@@ -414,3 +425,7 @@ class Agent:
             "deliveryWorker": "running" if delivering else "stopped",
             "activeAlerts": len(self.state.alerts),
         }
+
+
+def _clock_time(wall: float) -> str:
+    return time.strftime("%H:%M:%S", time.localtime(wall))

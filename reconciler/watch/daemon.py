@@ -6,8 +6,8 @@ Around ``Reconciler.watch`` this wires what a daemon needs: the HTTP endpoint
 after the current cycle, SIGHUP reconciles now), and sd_notify — READY=1 after the
 server listens (not after the first cycle: a service that waits for the reconcile
 lock held by ``atlas reconcile --once``, or whose first converge outlasts
-TimeoutStartSec=, must not be killed as failing to start), STATUS= after each,
-WATCHDOG=1 while the loop is healthy, STOPPING=1.
+TimeoutStartSec=, must not be killed as failing to start), STATUS= with each action
+and after each cycle, WATCHDOG=1 while the loop is healthy, STOPPING=1.
 
 The loop is healthy while a cycle ended within three intervals (and ten minutes of
 slack for a long rollout); /healthz and the watchdog both say so.
@@ -20,9 +20,11 @@ from __future__ import annotations
 
 import signal
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from reconciler.actions import Action
 from reconciler.errors import UsageError
 from reconciler.loop import Reconciler
 from reconciler.record import CycleResult, Log
@@ -52,6 +54,8 @@ class Daemon:
         self.stop = threading.Event()
         self.wake = threading.Event()
         self.live = live.for_daemon(rec, self.wake.set, log)
+        self.chained = rec.options.on_action
+        rec.options.on_action = self._on_action
         try:
             self.server = ReconcilerServer(
                 settings.host.strip("[]"),
@@ -83,7 +87,16 @@ class Daemon:
         self.live.after_cycle(self.rec, result)
         level = "info" if result.ok else "error"
         self.log(level, f"{result.outcome} {result.revision[:12]} {result.reason}".rstrip())
-        self.notifier.status(f"{result.outcome} {result.revision[:12]}")
+        at = time.strftime("%H:%M:%S")
+        every = f"{self.settings.interval:g}s"
+        rev = f" {result.revision[:12]}" if result.revision else ""
+        self.notifier.status(f"{result.outcome}{rev} at {at}; polling every {every}")
+
+    def _on_action(self, action: Action) -> None:
+        """STATUS= while a cycle changes the host: what it is doing this moment."""
+        self.notifier.status(f"applying: {action.verb} {action.target}".rstrip())
+        if self.chained is not None:
+            self.chained(action)
 
     def _ping(self) -> None:
         interval = self.notifier.watchdog_interval or 10

@@ -158,7 +158,7 @@ class Pid1Host:
         return f"{ATLAS_VENV}/bin/atlas"
 
     def unit_state(self, unit: str) -> dict[str, str]:
-        out = self.run("systemctl", "show", "-p", "ActiveState,SubState,Result,MainPID,User,DynamicUser",
+        out = self.run("systemctl", "show", "-p", "ActiveState,SubState,Result,MainPID,User,DynamicUser,StatusText",
                        "--", unit).stdout  # fmt: skip
         return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
 

@@ -5,6 +5,8 @@ Atlas installed from its wheel with Debian's /usr/bin/python3 into /opt/atlas, u
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from tests.support.monitoring import wait_for  # each poll here runs processes: every=0.5
@@ -27,6 +29,14 @@ def test_first_converge_runs_sandboxed_services_with_their_secrets(
         assert site.uid_of(site.pid(unit)) != 0, f"{unit} runs as root"
         assert site.host.unit_state(unit)["DynamicUser"] == "yes", unit
     assert site.get("http://127.0.0.1:8080/healthz")[0] == 200
+    # STATUS=: `systemctl status` says what each service is doing
+    status = {u: site.host.unit_state(u)["StatusText"] for u in COMPONENTS}
+    assert status["atlas-core.service"].startswith("ingesting "), status
+    assert "serving on 127.0.0.1:8080" in status["atlas-api.service"], status
+    assert re.fullmatch(
+        r"watching \d+ components, \d+ rules; \d+ alert\(s\) firing; last cycle at [\d:]{8}",
+        status["atlas-monitoring.service"],
+    ), status
     # state under /var/lib/atlas: the reconciler's own, and the services' data folder
     listing = site.host.sh("ls /var/lib/atlas/reconciler /var/lib/atlas/data/")
     assert "state.db" in listing, listing
@@ -127,3 +137,12 @@ def test_the_reconciler_bootstraps_its_own_service_and_applies_pushes(
         every=0.5,
     )
     assert site.state("atlas-reconciler.service") == "active/running"
+    wait_for(
+        lambda: re.fullmatch(
+            r"(applied|synced) [0-9a-f]{12} at [\d:]{8}; polling every 120s",
+            site.host.unit_state("atlas-reconciler.service")["StatusText"],
+        ),
+        60,
+        "the reconciler's STATUS= after its first cycle",
+        every=0.5,
+    )
