@@ -14,7 +14,7 @@ from __future__ import annotations
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import ExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 from pathlib import Path
 
@@ -32,6 +32,7 @@ from reconciler.record import CycleResult, Log
 from reconciler.render.desired import HostFacts, RenderContext
 from reconciler.secrets.sources import SecretsSource, key_file_secrets
 from reconciler.state import StateStore, state_path
+from reconciler.verify import Waiting
 from reconciler.watch.daemon import Daemon, DaemonSettings
 from seams.clock import SystemClock
 from seams.notify import Notifier
@@ -123,11 +124,12 @@ def reconciler(
     store: StateStore,
     target: pipeline.Target,
     *,
-    self_heal: bool = True,
-    lock_wait: float = 0.0,
     log: Log = _quiet,
-    on_action: Callable[[Action], None] | None = None,
+    options: Options | None = None,
 ) -> Reconciler:
+    """A reconciler of ``target`` on this host; ``options.self_unit`` comes from the
+    environment (``ATLAS_UNIT``, set by atlas-reconciler.service)."""
+    options = replace(options or Options(), self_unit=access.environ.get("ATLAS_UNIT") or None)
     return Reconciler(
         target,
         access.host(),
@@ -135,12 +137,7 @@ def reconciler(
         access.secrets_for,
         metrics=ReconcilerMetrics(),
         log=log,
-        options=Options(
-            self_heal=self_heal,
-            lock_wait=lock_wait,
-            on_action=on_action,
-            self_unit=access.environ.get("ATLAS_UNIT") or None,
-        ),
+        options=options,
     )
 
 
@@ -152,20 +149,16 @@ def reconcile_once(
     lock_wait: float = 0.0,
     log: Log = _quiet,
     on_action: Callable[[Action], None] | None = None,
+    on_wait: Waiting | None = None,
 ) -> CycleResult:
     """``atlas reconcile --once``."""
     store = access.store()
     target = args.resolve(store.target())
     remember(store, target)
-    rec = reconciler(
-        access,
-        store,
-        target,
-        self_heal=self_heal,
-        lock_wait=lock_wait,
-        log=log,
-        on_action=on_action,
+    options = Options(
+        self_heal=self_heal, lock_wait=lock_wait, on_action=on_action, on_wait=on_wait
     )
+    rec = reconciler(access, store, target, log=log, options=options)
     return rec.cycle("manual")
 
 
@@ -182,7 +175,8 @@ def run_daemon(
     store = access.store()
     target = args.resolve(store.target())
     remember(store, target)
-    rec = reconciler(access, store, target, self_heal=self_heal, lock_wait=lock_wait, log=log)
+    options = Options(self_heal=self_heal, lock_wait=lock_wait)
+    rec = reconciler(access, store, target, log=log, options=options)
     Daemon(rec, settings, Notifier.from_environ(access.environ), log).run()
 
 
@@ -192,7 +186,8 @@ def rollback(
     """``atlas rollback``."""
     store = access.store(must_exist=True)
     target = args.resolve(store.target())
-    return reconciler(access, store, target, lock_wait=lock_wait, log=log).rollback(to_sha)
+    options = Options(lock_wait=lock_wait)
+    return reconciler(access, store, target, log=log, options=options).rollback(to_sha)
 
 
 def _reachable(access: Access) -> Systemctl | None:

@@ -50,7 +50,7 @@ from reconciler.render.desired import HostFacts, RenderContext, UnitSpec
 from reconciler.secrets.sources import SecretsFor
 from reconciler.source import prune_cache
 from reconciler.state import RevisionRecord, StateStore
-from reconciler.verify import Patience, UnitHealth, Verdict, explained, verify
+from reconciler.verify import Patience, UnitHealth, Verdict, Waiting, explained, verify
 from seams.clock import Clock
 
 __all__ = ["CycleResult", "Host", "Options", "Reconciler"]
@@ -89,6 +89,8 @@ class Options:
     # the unit this reconciler runs in (atlas-reconciler.service sets ATLAS_UNIT): its
     # own restart is requested after the run is recorded, never in the middle of it
     self_unit: str | None = None
+    # called while verification waits for units (the CLI shows it on a terminal)
+    on_wait: Waiting | None = None
 
 
 class Reconciler:
@@ -407,6 +409,7 @@ class Reconciler:
             self.host.clock,
             baseline=baseline,
             patience=Patience(stable_for=self.options.stable_for),
+            on_wait=self.options.on_wait,
         )
 
     def _check_health(self, prepared: pipeline.Prepared, skip: Collection[str]) -> Verdict:
@@ -424,6 +427,7 @@ class Reconciler:
             self.host.http,
             self.host.clock,
             patience=Patience(stable_for=0.0),
+            on_wait=self.options.on_wait,
         )
 
     def _unit_health(

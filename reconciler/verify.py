@@ -12,13 +12,15 @@ time and sleeping).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 from reconciler.host.probe import HttpProbe
 from reconciler.host.runtime import Runtime, UnitState
 from reconciler.render.desired import UnitSpec
 from seams.clock import Clock
+
+Waiting = Callable[[Sequence[str], float], None]  # units not healthy yet, seconds waited
 
 
 @dataclass(frozen=True)
@@ -145,6 +147,7 @@ def verify(
     *,
     baseline: Mapping[str, UnitState] | None = None,
     patience: Patience = Patience(),
+    on_wait: Waiting | None = None,
 ) -> Verdict:
     """Wait until every unit in ``units`` is healthy, or one fails, or time runs out."""
     stable_for, default_timeout, poll = (
@@ -172,6 +175,8 @@ def verify(
             w.result = _step(w, states[w.spec.name], now, http, stable_for)
         if any(w.result is not None and not w.result.ok for w in watches):
             break  # fail fast: no need to wait for the others
+        if on_wait is not None and (left := [w.spec.name for w in watches if w.result is None]):
+            on_wait(left, clock.monotonic() - start)
         clock.sleep(poll)
     return _verdict(watches)
 

@@ -24,6 +24,7 @@ from atlas.commands.args import (
     add_output,
 )
 from atlas.commands.common import access_of, print_json
+from atlas.commands.progress import TerminalProgress
 from seams import journal
 
 
@@ -111,8 +112,12 @@ def register(sub: Subparsers) -> None:
 # --------------------------------------------------------------------------- printing
 
 
+PROGRESS = TerminalProgress()  # on stderr, when it is a terminal
+
+
 def log_to_stderr(level: str, message: str) -> None:
     """The reconciler's ``Log``: priority-prefixed like the services' logs (atlas.logs)."""
+    PROGRESS.clear()
     mark = journal.prefix(level, journal.stream_is_journal(sys.stderr))
     print(
         f"{mark}atlas: {level}: {message}" if level != "info" else f"{mark}atlas: {message}",
@@ -178,7 +183,9 @@ def reconcile(
         lock_wait=0.0 if args.wait is None else args.wait,
         log=log_to_stderr,
         on_action=on_action,
+        on_wait=PROGRESS.waiting,
     )
+    PROGRESS.clear()
     _print_result(result, args.output)
     return EXIT_OK if result.ok else EXIT_ERROR
 
