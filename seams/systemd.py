@@ -11,6 +11,7 @@ own error tree.
 
 from __future__ import annotations
 
+import signal
 import subprocess
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -221,6 +222,9 @@ def run_systemctl(
         raise SystemctlTimeout(f"{what} did not finish in {timeout:g}s") from exc
     except OSError as exc:
         raise SystemctlMissing(f"cannot run systemctl: {exc.strerror}") from exc
+    if done.returncode < 0:  # systemctl itself was killed (our unit is being stopped)
+        signame = signal.Signals(-done.returncode).name
+        raise SystemctlUnreachable(f"{what} was interrupted by {signame}")
     if check and done.returncode != 0:
         message = " ".join((done.stderr or done.stdout).split())[:500]
         if "Failed to connect to bus" in message or "No medium found" in message:

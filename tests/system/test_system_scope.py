@@ -5,6 +5,7 @@ Atlas installed from its wheel with Debian's /usr/bin/python3 into /opt/atlas, u
 
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
@@ -146,3 +147,28 @@ def test_the_reconciler_bootstraps_its_own_service_and_applies_pushes(
         "the reconciler's STATUS= after its first cycle",
         every=0.5,
     )
+
+    # `systemctl restart` of the reconciler in the middle of a run: the next one finishes
+    def reconciler_status() -> str:
+        return site.host.unit_state("atlas-reconciler.service")["StatusText"]
+
+    api = site.pid("atlas-api.service")
+    sha = site.change(ENV_FILE, "pageSize: 30", "pageSize: 20")
+    site.host.run("systemctl", "reload", "atlas-reconciler.service")  # reconcile now
+    wait_for(lambda: reconciler_status().startswith("applying:"), 60, "a run applying", every=0.1)
+    restarted = site.host.run("systemctl", "restart", "atlas-reconciler.service", check=False)
+    assert restarted.returncode == 0, restarted
+
+    def applied() -> bool:
+        return site.status()["applied_revision"]["sha"] == sha
+
+    try:
+        wait_for(applied, 150, "the interrupted run's revision applied after the restart", every=1)
+    except AssertionError as exc:
+        journal = site.host.journal("atlas-reconciler.service", 60)
+        raise AssertionError(f"{exc}\n{site.status()}\n{journal}") from None
+    assert site.status()["sync"] == "Synced"
+    assert site.pid("atlas-api.service") not in (api, 0)
+    config = json.loads(site.host.run("cat", "/etc/atlas/api.json").stdout)
+    assert config["pageSize"] == 20, config
+    assert site.state("atlas-reconciler.service") == "active/running"
