@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import stat
 from pathlib import Path
 
 _FLAGS = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC
@@ -30,7 +31,7 @@ class RotatingFile:
             fd = os.open(self.path, _FLAGS, 0o640)
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX)
-                st = os.fstat(fd)
+                st = self._owned_like_folder(fd)
                 if not self._is_current(st):
                     continue
                 if st.st_size > 0 and st.st_size + len(data) > self.max_bytes:
@@ -45,6 +46,16 @@ class RotatingFile:
     def rotated(self) -> list[Path]:
         """The old files, newest first."""
         return [p for i in range(1, self.keep + 1) if (p := self._old(i)).exists()]
+
+    def _owned_like_folder(self, fd: int) -> os.stat_result:
+        """Root (``atlas alerts test``) gives a file it made to the folder's owner, the
+        agent's user, which could not append to it otherwise."""
+        st = os.fstat(fd)
+        if os.geteuid() == 0 and stat.S_ISREG(st.st_mode):
+            folder = os.stat(self.path.parent)
+            if (st.st_uid, st.st_gid) != (folder.st_uid, folder.st_gid):
+                os.fchown(fd, folder.st_uid, folder.st_gid)
+        return st
 
     def _old(self, i: int) -> Path:
         return self.path.with_name(f"{self.path.name}.{i}")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import random
 from collections.abc import Iterator
 from pathlib import Path
@@ -206,6 +207,19 @@ def test_the_file_gets_one_json_line_each_and_rotates_by_size(
     assert lines[-1]["priority"] == 2 and lines[-1]["alertname"] == "disk-full"
     assert lines[-1]["alerts"][0]["fingerprint"] == "a" * 16
     assert len(journald.entries("ATLAS_NOTIFICATION_KEY=rot-11")) == 1
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="giving a file away needs root")
+def test_a_file_made_by_root_belongs_to_the_data_folders_owner(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    os.chown(data, 65534, 65534)  # the agent's user; root runs `atlas alerts test`
+    (s,), _ = channels(data, log_block(None, file="alerts.jsonl", journalSocket="/nonexistent"))
+    LogChannel(s.name, s.settings, {}, Redactor(), stderr=io.StringIO()).send(  # type: ignore[arg-type]
+        note(alert("/")), "key-owner"
+    )
+    st = (data / "alerts.jsonl").stat()
+    assert (st.st_uid, st.st_gid) == (65534, 65534)
 
 
 def test_a_full_disk_is_the_one_failure_and_sends_nothing(
