@@ -77,7 +77,9 @@ def test_the_agent_writes_queryable_entries_to_the_hosts_journal(
         )
     except AssertionError as exc:
         alerts = site.atlas("alerts", "list", "--scope", "system").stdout
-        raise AssertionError(f"{exc}\n{alerts}\n{site.host.journal('atlas-monitoring', 60)}")
+        raise AssertionError(
+            f"{exc}\n{alerts}\n{site.host.journal('atlas-monitoring', 60)}"
+        ) from None
     e = found[0]
     assert e["_SYSTEMD_UNIT"] == "atlas-monitoring.service" and e["_TRANSPORT"] == "journal"
     assert (e["PRIORITY"], e["ATLAS_SEVERITY"], e["ATLAS_STATUS"]) == ("2", "critical", "firing")
