@@ -146,6 +146,8 @@ def _channel(m: Manifest) -> model.Channel:
     }
     if "timeout" in block:
         block["timeout"] = parse_duration(block["timeout"])
+    if "maxFileSize" in block:
+        block["maxFileSize"] = parse_size(block["maxFileSize"])
     return model.Channel(
         name=m.name,
         type=kind,

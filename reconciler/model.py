@@ -71,7 +71,7 @@ class Source:
 @dataclass(frozen=True)
 class Channel:
     name: str
-    type: str  # email | webhook | slack
+    type: str  # email | webhook | slack | log
     send_resolved: bool
     settings: Mapping[str, object]  # the type's block, secret fields excluded
     secret_fields: Mapping[str, str]  # e.g. {"password": "smtp_password"}

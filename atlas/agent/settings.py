@@ -61,11 +61,12 @@ def settings_from_dict(data: Any, source: str = "<config>", root: Path | None = 
         if c.name in seen:
             raise ConfigError(f"{source}: components[{i}].name: duplicate component {c.name!r}")
         seen.add(c.name)
+    data_dir = host_path(data["dataDir"])
     return Settings(
         environment=data["environment"],
         version=data["version"],
         log_level=data["logLevel"],
-        data_dir=host_path(data["dataDir"]),
+        data_dir=data_dir,
         database_path=host_path(data["database"]["path"]),
         busy_timeout_s=float(data["database"]["busyTimeoutSeconds"]),
         listen=data["listen"],
@@ -75,7 +76,7 @@ def settings_from_dict(data: Any, source: str = "<config>", root: Path | None = 
         scope=data["scope"],
         maintenance_file=host_path(data["maintenanceFile"]),
         components=components,
-        alerting=alerting_from_dict(data, source),
+        alerting=alerting_from_dict(data, source, data_dir),
         source=source,
     )
 

@@ -22,6 +22,7 @@ from collections.abc import Callable, Mapping
 from atlas.alerting import outbox
 from atlas.alerting.channels import Channel, RedactingChannel
 from atlas.alerting.channels.email import EmailChannel, EmailSettings
+from atlas.alerting.channels.log import LogChannel, LogSettings
 from atlas.alerting.channels.slack import SlackChannel
 from atlas.alerting.channels.webhook import WebhookChannel, WebhookSettings
 from atlas.alerting.model import Notification
@@ -50,7 +51,9 @@ def build_channel(
     """The channel for ``ch``, its secrets registered with ``redactor``."""
     s = ch.settings
     inner: Channel
-    if isinstance(s, EmailSettings):
+    if isinstance(s, LogSettings):
+        inner = LogChannel(ch.name, s, ch.templates, redactor)
+    elif isinstance(s, EmailSettings):
         if s.password_env and env.get(s.password_env):
             redactor.add(env[s.password_env], s.username)
         inner = EmailChannel(ch.name, s, ch.templates, env, smtp, tls_context)

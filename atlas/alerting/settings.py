@@ -5,7 +5,7 @@
 and channel names, rules naming existing channels, valid regular expressions and
 Jinja2 templates. Any problem is a ``ConfigError`` naming the file and the field.
 Each channel module reads its own block (``email_settings``, ``webhook_settings``,
-``slack_settings``).
+``slack_settings``, ``log_settings``).
 
 ``Alerting`` is the part of the config the agent re-reads on SIGHUP. Channel
 secrets are never in the file: ``passwordEnv``/``urlEnv`` name environment
@@ -17,9 +17,11 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 from atlas.alerting.channels.email import EmailSettings, email_settings
+from atlas.alerting.channels.log import LogSettings, log_settings
 from atlas.alerting.channels.slack import SlackSettings, slack_settings
 from atlas.alerting.channels.webhook import WebhookSettings, webhook_settings
 from atlas.alerting.templates import check_annotation, check_channel_templates
@@ -27,8 +29,9 @@ from atlas.errors import ConfigError
 from atlas.monitoring.rules import Rule
 from atlas.monitoring.samples import Matcher, Selector
 
-ChannelType = Literal["email", "webhook", "slack"]
-ChannelSpecific = EmailSettings | WebhookSettings | SlackSettings
+ChannelType = Literal["email", "webhook", "slack", "log"]
+ChannelSpecific = EmailSettings | WebhookSettings | SlackSettings | LogSettings
+CHANNEL_TYPES = ("email", "webhook", "slack", "log")
 
 
 @dataclass(frozen=True)
@@ -56,12 +59,16 @@ class Alerting:
         return next((c for c in self.channels if c.name == name), None)
 
 
-def alerting_from_dict(data: Mapping[str, Any], source: str) -> Alerting:
-    """Rules and channels of a validated config, with the cross-checks a schema cannot do."""
+def alerting_from_dict(
+    data: Mapping[str, Any], source: str, data_dir: Path | None = None
+) -> Alerting:
+    """Rules and channels of a validated config, with the cross-checks a schema cannot do;
+    a log channel's file is in ``data_dir`` (default: the config's ``dataDir``)."""
+    folder = data_dir if data_dir is not None else Path(data.get("dataDir", "."))
     channels: list[ChannelSettings] = []
     for i, raw in enumerate(data["channels"]):
         where = f"{source}: channels[{i}]"
-        ch = _channel(raw, where)
+        ch = _channel(raw, where, folder)
         if any(c.name == ch.name for c in channels):
             raise ConfigError(f"{where}.name: duplicate channel {ch.name!r}")
         check_channel_templates(ch.name, ch.type, ch.templates, where)
@@ -109,12 +116,12 @@ def _rule(r: Mapping[str, Any], where: str) -> Rule:
     )
 
 
-def _channel(c: Mapping[str, Any], where: str) -> ChannelSettings:
+def _channel(c: Mapping[str, Any], where: str, data_dir: Path) -> ChannelSettings:
     kind: ChannelType = c["type"]
-    block = c.get(kind)
+    block = c.get(kind, {} if kind == "log" else None)  # a log channel has only defaults
     if block is None:
         raise ConfigError(f"{where}: a {kind} channel needs a {kind!r} block")
-    others = [k for k in ("email", "webhook", "slack") if k != kind and k in c]
+    others = [k for k in CHANNEL_TYPES if k != kind and k in c]
     if others:
         raise ConfigError(f"{where}: a {kind} channel cannot have a {others[0]!r} block")
     specific: ChannelSpecific
@@ -122,6 +129,8 @@ def _channel(c: Mapping[str, Any], where: str) -> ChannelSettings:
         specific = email_settings(block, where)
     elif kind == "webhook":
         specific = webhook_settings(block, where)
+    elif kind == "log":
+        specific = log_settings(block, where, data_dir)
     else:
         specific = slack_settings(block)
     unknown = set(c["templates"]) - {"subject", "text", "html"}
@@ -129,5 +138,10 @@ def _channel(c: Mapping[str, Any], where: str) -> ChannelSettings:
         raise ConfigError(
             f"{where}.templates: unknown template {sorted(unknown)[0]!r} "
             "(expected subject, text or html)"
+        )
+    if kind == "log" and set(c["templates"]) - {"subject"}:
+        raise ConfigError(
+            f"{where}.templates: a log channel uses only the subject template (its MESSAGE), "
+            f"not {sorted(set(c['templates']) - {'subject'})[0]!r}"
         )
     return ChannelSettings(c["name"], kind, bool(c["sendResolved"]), specific, dict(c["templates"]))

@@ -25,7 +25,7 @@ from reconciler.manifests.overlay import Manifest, field_name
 from reconciler.manifests.schema import default_of
 from reconciler.manifests.selectors import selector_problem
 
-CHANNEL_BLOCKS = ("email", "webhook", "slack")
+CHANNEL_BLOCKS = ("email", "webhook", "slack", "log")
 # (section, key) of every port an Environment sets; defaults from its schema
 PORT_FIELDS = (("api", "port"), ("core", "metricsPort"), ("monitoring", "metricsPort"),
                ("reconciler", "metricsPort"))  # fmt: skip

@@ -203,10 +203,13 @@ def rule(r: model.Rule) -> Config:
     }
 
 
+RENAMED = {"timeout": "timeoutSeconds", "maxFileSize": "maxFileBytes"}  # parsed by build
+
+
 def channel(c: model.Channel) -> Config:
     settings: Config = {}
     for key, value in c.settings.items():
-        settings["timeoutSeconds" if key == "timeout" else key] = value
+        settings[RENAMED.get(key, key)] = value
     for field_name, secret in c.secret_fields.items():
         settings[f"{field_name}Env"] = secret_variable(secret)
     return {

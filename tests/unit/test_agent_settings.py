@@ -11,6 +11,7 @@ import pytest
 
 from atlas.agent.settings import load_settings, settings_from_dict
 from atlas.alerting.channels.email import EmailSettings
+from atlas.alerting.channels.log import LogSettings
 from atlas.alerting.channels.webhook import WebhookSettings
 from atlas.errors import ConfigError
 from tests.support.examples import EXAMPLE
@@ -48,6 +49,11 @@ def test_the_reconcilers_rendered_config_loads(
     assert str(api_down.selector) == 'atlas_component_up{component="api"}'
     assert api_down.for_s == 60 and api_down.severity == "critical"
     assert s.components and all(c.timeout_s > 0 for c in s.components)
+    if env == "development":
+        dev = s.alerting.channel("ops")
+        assert dev is not None and isinstance(dev.settings, LogSettings) and not dev.secret_envs
+        assert dev.settings.file == s.data_dir / "alerts.jsonl"
+        assert (dev.settings.max_file_bytes, dev.settings.keep_files) == (1024**2, 2)
     if env == "production":
         ops = s.alerting.channel("ops")
         assert ops is not None and isinstance(ops.settings, EmailSettings)

@@ -361,3 +361,33 @@ def test_core_replicas_need_a_free_port_range(tmp_path: Path) -> None:
     p = the_problem(tmp_path)
     assert (p.file, p.line, p.ref) == ("base/d.yaml", 7, "Deployment/core")
     assert "ports 9100-9103, but 9102 is spec.monitoring.metricsPort" in p.message
+
+
+LOG_CHANNEL = """\
+apiVersion: atlas/v1
+kind: AlertChannel
+metadata: {name: ops}
+spec:
+  type: log
+"""
+
+
+def test_a_log_channel_needs_nothing_but_its_type(tmp_path: Path) -> None:
+    make_repo(tmp_path, {"base/c.yaml": LOG_CHANNEL})
+    assert problems_of(tmp_path) == []
+
+
+@pytest.mark.parametrize(
+    ("extra", "line", "expected"),
+    [
+        ("  log: {file: ../x}\n", 6, "spec.log.file"),
+        ("  log: {maxFileSize: lots}\n", 6, "spec.log.maxFileSize"),
+        ("  webhook: {url: 'http://x'}\n", 6, "spec.webhook"),
+    ],
+)
+def test_bad_log_channel_settings_name_the_field(
+    tmp_path: Path, extra: str, line: int, expected: str
+) -> None:
+    make_repo(tmp_path, {"base/c.yaml": LOG_CHANNEL + extra})
+    p = the_problem(tmp_path)
+    assert (p.file, p.line) == ("base/c.yaml", line) and expected in p.message, str(p)
