@@ -6,8 +6,8 @@ Per HTTP attempt: the host's circuit breaker must allow it and its rate limit mu
 have a token (the loop took both for the first attempt); the outcome feeds the
 breaker (network errors, timeouts and 5xx count as failures; any other answer
 means the host is up) and the adaptive rate limit. Temporary failures are retried
-per the ``RetryPolicy``; when shutdown cuts a wait short, the job is *cancelled*
-(nothing stored, the source stays due).
+per the ``RetryPolicy``; when shutdown cuts a wait or a fetch short, the job is
+*cancelled* (nothing stored, the source stays due; the breaker hears no verdict).
 """
 
 from __future__ import annotations
@@ -20,7 +20,9 @@ from atlas.core import caching, parse
 from atlas.core.fetch import FEED_ACCEPT, PAGE_ACCEPT, Fetcher
 from atlas.core.model import Job, JobResult, Response
 from atlas.errors import (
+    AtlasError,
     CircuitOpen,
+    FetchCancelled,
     FetchRejected,
     FetchUnavailable,
     PermanentFailure,
@@ -46,6 +48,8 @@ class Ingestor:
     wait: Callable[[float], bool]  # sleep; False when cut short by shutdown
     rand: Callable[[], float]
     on_fetch: Callable[[float], None] | None = None  # seconds of each HTTP attempt
+    # after each HTTP attempt: the source's name and what the attempt raised (None: an answer)
+    on_outcome: Callable[[str, AtlasError | None], None] | None = None
 
     def run(self, job: Job) -> JobResult:
         started = self.clock.monotonic()
@@ -92,18 +96,28 @@ class Ingestor:
             )
         except FetchUnavailable as exc:
             self._observe(host, ok=False, started=t0)
+            self._outcome(source.name, exc)
             if exc.status == 429:  # the host is up and asks us to slow down
                 self.breakers.release(host)
             else:
                 self.breakers.failure(host)
             raise
-        except FetchRejected:
+        except FetchRejected as exc:
             self._observe(host, ok=True, started=t0)
+            self._outcome(source.name, exc)
             self.breakers.success(host)
             raise
+        except FetchCancelled:
+            self.breakers.release(host)  # shutdown, not the host, ended it
+            raise _Cancelled from None
         self._observe(host, ok=True, started=t0)
+        self._outcome(source.name, None)
         self.breakers.success(host)
         return response
+
+    def _outcome(self, name: str, error: AtlasError | None) -> None:
+        if self.on_outcome is not None:
+            self.on_outcome(name, error)
 
     def _observe(self, host: str, ok: bool, started: float) -> None:
         latency = self.clock.monotonic() - started
