@@ -6,6 +6,7 @@ grace for work in flight, not abandoned), well within its stop deadline."""
 
 from __future__ import annotations
 
+import os
 import signal
 import time
 from collections.abc import Iterator
@@ -15,6 +16,7 @@ from typing import Any
 
 import httpx
 import pytest
+import yaml
 from prometheus_client import generate_latest
 
 from atlas.core import settings as core_settings
@@ -34,10 +36,11 @@ from tests.support.feeds import (
     source,
     write_json,
 )
-from tests.support.hostile import TrickleServer
+from tests.support.hostile import TrickleServer, gzip_bomb, gzipped
 from tests.support.monitoring import wait_for
 from tests.support.net import free_port
 
+ROOT = Path(__file__).resolve().parents[2]
 TIMEOUT_S = 0.5  # per source: a fetch's deadline is twice that
 
 
@@ -153,3 +156,54 @@ def test_a_stalled_source_stops_counting_once_its_server_answers(
     finally:
         worker.shutdown()
         worker.store.close()
+
+
+def memory_max(component: str = "core") -> int:
+    """The MemoryMax of the component's unit in the example manifests (base), in bytes."""
+    docs = yaml.safe_load_all((ROOT / "manifests/base/deployments.yaml").read_text())
+    spec = next(d["spec"] for d in docs if d["spec"]["component"] == component)
+    text = spec["resources"]["memoryMax"]
+    return int(text[:-1]) << {"K": 10, "M": 20, "G": 30}[text[-1]]
+
+
+def test_bombs_keep_the_worker_under_its_memory_max(tmp_path: Path, server: FeedServer) -> None:
+    """Nested, plain and redirected gzip bombs of 256 MiB each (the old worker decoded
+    a nested one whole) against a 10 MiB body cap: the process's peak RSS, as the
+    kernel counted it, stays under its unit's MemoryMax."""
+    inner = gzip_bomb(256 << 20, layers=1)
+    server.routes["/nested"] = Reply(
+        body=gzipped(inner), headers={"Content-Encoding": "gzip, gzip"}
+    )
+    server.routes["/plain"] = Reply(body=inner, headers={"Content-Encoding": "gzip"})
+    server.routes["/moved"] = Reply(301, inner, {"Location": "/plain", "Content-Encoding": "gzip"})
+    names = ("nested", "plain", "moved")
+    db = tmp_path / "atlas.db"
+    config = write_json(
+        tmp_path / "core.json",
+        core_config(
+            db,
+            [source(n, url=server.url(f"/{n}")) for n in names],
+            metrics_port=free_port(),
+            maxBodyBytes=10 << 20,
+        ),
+    )
+    listener = NotifyListener(tmp_path / "notify.sock")
+    proc = start_core(config, listener.path, tmp_path / "core.log")
+    try:
+        listener.wait_for("READY=1")
+        failed = "SELECT COUNT(*) FROM sources WHERE consecutive_errors > 0"
+        wait_for(lambda: query(db, failed) == [(3,)], 30, "every bomb refused")
+        proc.send_signal(signal.SIGTERM)
+        _, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        listener.close()
+    peak = usage.ru_maxrss * 1024  # Linux counts kilobytes
+    assert peak < memory_max("core"), f"peak RSS {peak >> 20} MiB"
+    assert proc.returncode == 0
+    errors = dict(query(db, "SELECT name, last_error FROM sources"))
+    assert "stacks 2 encodings" in str(errors["nested"]), errors
+    assert "decoded body exceeds the limit of 10485760 bytes" in str(errors["plain"]), errors
+    assert "decoded body exceeds" in str(errors["moved"]), errors
