@@ -13,7 +13,8 @@ AtlasError                  everything the platform raises on purpose
 │   ├── FetchUnavailable    timeout, connection error, 5xx, 429; carries
 │   │   │                   ``retry_after`` when the server said when to come back
 │   │   └── FetchTimedOut   no complete answer within the fetch's timeout or its
-│   │                       one deadline (connect, headers and body): a stalled source
+│   │                       one deadline (connect, headers and body): a stalled source;
+│   │                       past the deadline it is not retried in-process
 │   ├── CircuitOpen         the host's circuit breaker refuses calls for now
 │   └── ProbeFailure        a health check or scrape got no usable answer
 ├── FetchCancelled          a shutdown cut a fetch short: not a failure of the source
@@ -95,7 +96,11 @@ class FetchUnavailable(TemporaryFailure):
 
 class FetchTimedOut(FetchUnavailable):
     """The server did not answer completely in time: a timeout of one step, or the
-    deadline of the whole fetch (connect, headers and body) passed."""
+    deadline of the whole fetch (connect, headers and body) passed (``deadline``)."""
+
+    def __init__(self, message: str, *, deadline: bool = False) -> None:
+        super().__init__(message)
+        self.deadline = deadline
 
 
 class FetchCancelled(AtlasError):

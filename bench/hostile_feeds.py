@@ -12,8 +12,8 @@ its unit in the example manifests, when each source was settled (stored, refused
 stalled), what /healthz said, and how long SIGTERM took to end it.
 
 Prints JSON. Targets: peak RSS < MemoryMax; the good feeds stored within one
-stalled job (3 attempts of the 10 s deadline and their backoff, 31.5 s); exit
-within the stop deadline (4 s) of SIGTERM.
+deadline of the stalled fetches ahead of them (10 s: past it they are not retried
+in-process); exit within the stop deadline (4 s) of SIGTERM.
 
     .venv/bin/python bench/hostile_feeds.py [--bomb-mib 2048] [--timeout 5]
 """

@@ -141,7 +141,8 @@ class _Limits:
 def _past_deadline(url: str, timeout: float) -> FetchTimedOut:
     return FetchTimedOut(
         f"{url}: response still incomplete after {2 * timeout:g}s, the deadline of a fetch "
-        f"(connect, headers and body: twice its {timeout:g}s timeout)"
+        f"(connect, headers and body: twice its {timeout:g}s timeout)",
+        deadline=True,
     )
 
 

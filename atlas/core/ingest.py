@@ -6,7 +6,9 @@ Per HTTP attempt: the host's circuit breaker must allow it and its rate limit mu
 have a token (the loop took both for the first attempt); the outcome feeds the
 breaker (network errors, timeouts and 5xx count as failures; any other answer
 means the host is up) and the adaptive rate limit. Temporary failures are retried
-per the ``RetryPolicy``; when shutdown cuts a wait or a fetch short, the job is
+per the ``RetryPolicy`` — except a fetch that ran out its whole deadline: a stalled
+server would stall the retries too, so the scheduler tries it again later (and the
+fetch slot is free meanwhile). When shutdown cuts a wait or a fetch short, the job is
 *cancelled* (nothing stored, the source stays due; the breaker hears no verdict).
 """
 
@@ -24,6 +26,7 @@ from atlas.errors import (
     CircuitOpen,
     FetchCancelled,
     FetchRejected,
+    FetchTimedOut,
     FetchUnavailable,
     PermanentFailure,
     TemporaryFailure,
@@ -36,6 +39,14 @@ from seams.clock import Clock
 
 class _Cancelled(Exception):
     pass
+
+
+class _Stalled(Exception):
+    """An attempt ran out the fetch's deadline: give up without retrying."""
+
+    def __init__(self, failure: FetchTimedOut) -> None:
+        super().__init__(str(failure))
+        self.failure = failure
 
 
 @dataclass
@@ -60,6 +71,8 @@ class Ingestor:
             response = call_with_retries(tries.attempt, self.retry, tries.sleep, self.rand)
         except _Cancelled:
             return tries.cancelled_result()
+        except _Stalled as stalled:
+            return tries.failed(stalled.failure, None)
         except TemporaryFailure as exc:
             return tries.gave_up(exc)
         except PermanentFailure as exc:
@@ -193,6 +206,11 @@ class _Tries:
         self.count += 1
         try:
             return self.ingestor._fetch(self.job, host)
+        except FetchTimedOut as exc:
+            self.last_failure = exc
+            if exc.deadline:
+                raise _Stalled(exc) from exc
+            raise
         except TemporaryFailure as exc:
             self.last_failure = exc
             raise

@@ -83,8 +83,7 @@ def test_stalling_sources_show_in_health_and_metrics_and_starve_no_one(
         try:
             listener.wait_for("READY=1")
             assert stalled_metric(port) in (0, 1, 2), "the series is there from the start"
-            # each stalled attempt ends at its 1 s deadline; 3 attempts and their backoff
-            # (at most 0.5 + 1 s) hold a slot for at most 4.5 s before "good" gets it
+            # each stalled fetch ends at its 1 s deadline, not retried: then "good" gets a slot
             body = wait_for(
                 lambda: (h := healthz(port))["stalledSources"] == 2 and h, 10, "both stalled"
             )
@@ -207,3 +206,25 @@ def test_bombs_keep_the_worker_under_its_memory_max(tmp_path: Path, server: Feed
     assert "stacks 2 encodings" in str(errors["nested"]), errors
     assert "decoded body exceeds the limit of 10485760 bytes" in str(errors["plain"]), errors
     assert "decoded body exceeds" in str(errors["moved"]), errors
+
+
+def test_a_fetch_that_ran_out_its_deadline_is_not_retried_in_process(tmp_path: Path) -> None:
+    """A server that stalled a whole deadline would stall the retries too, holding a
+    fetch slot three times as long: the scheduler's error backoff tries it later."""
+    db = tmp_path / "atlas.db"
+    with TrickleServer(every_s=0.05, for_s=10) as slow:
+        raw = core_config(db, [source("s", url=slow.url(), timeoutSeconds=0.3)])
+        core = core_settings.from_dict(raw, Path("core.json"))
+        assert core.retry.attempts > 1
+        worker = Worker(core.for_instance(1), open_store(db, 5), clock=FakeClock())
+        try:
+            worker.start()
+            started = time.monotonic()
+            worker.run_until_idle(10)
+            took = time.monotonic() - started
+        finally:
+            worker.shutdown()
+            worker.store.close()
+        assert slow.connections == 1 and took < 0.6 + 0.5, (slow.connections, took)
+    assert worker.stalled_sources() == ["s"]
+    assert query(db, "SELECT consecutive_errors FROM sources") == [(1,)]
