@@ -11,9 +11,13 @@ AtlasError                  everything the platform raises on purpose
 │   └── BackupError         a backup could not be made, verified or restored
 ├── TemporaryFailure        may succeed later (network, busy database)
 │   ├── FetchUnavailable    timeout, connection error, 5xx, 429; carries
-│   │                       ``retry_after`` when the server said when to come back
+│   │   │                   ``retry_after`` when the server said when to come back
+│   │   └── FetchTimedOut   no complete answer within the fetch's timeout or its
+│   │                       one deadline (connect, headers and body): a stalled source;
+│   │                       past the deadline it is not retried in-process
 │   ├── CircuitOpen         the host's circuit breaker refuses calls for now
 │   └── ProbeFailure        a health check or scrape got no usable answer
+├── FetchCancelled          a shutdown cut a fetch short: not a failure of the source
 └── DeliveryError           a notification was not delivered (message already redacted)
     ├── PermanentDeliveryError  the receiver rejected this message: not retried
     └── TemporaryDeliveryError  network, timeout, 5xx, 429: retried with backoff
@@ -88,6 +92,19 @@ class FetchUnavailable(TemporaryFailure):
         super().__init__(message)
         self.status = status
         self.retry_after = retry_after
+
+
+class FetchTimedOut(FetchUnavailable):
+    """The server did not answer completely in time: a timeout of one step, or the
+    deadline of the whole fetch (connect, headers and body) passed (``deadline``)."""
+
+    def __init__(self, message: str, *, deadline: bool = False) -> None:
+        super().__init__(message)
+        self.deadline = deadline
+
+
+class FetchCancelled(AtlasError):
+    """The worker is shutting down and cut this fetch short; the source stays due."""
 
 
 class CircuitOpen(TemporaryFailure):

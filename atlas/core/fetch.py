@@ -1,26 +1,35 @@
 """HTTP fetching with httpx: the one module that talks to the network.
 
-Timeouts for connecting and reading (plus a whole-response deadline of twice the
-timeout, so a trickling server cannot hold a worker), a maximum body size checked
-against Content-Length and again while streaming (after decompression), a limit
-on redirects, a descriptive User-Agent, and conditional GET from the stored
-ETag/Last-Modified. httpx's errors and unusable statuses become the platform's:
-``FetchUnavailable`` (temporary: network, timeouts, 5xx, 408, 429 — with the
-server's Retry-After) or ``FetchRejected`` (permanent: other 4xx, too large, too
-many redirects, unsupported URL).
+Per fetch: a timeout for each step (connect, every read) and one deadline of twice
+the timeout for the whole fetch — connect, headers, body and every redirect — kept by
+the sockets themselves (``atlas.core.deadline``), so a server trickling its headers
+cannot hold a worker; a shutdown cuts a fetch short (``FetchCancelled``). The body is
+read raw and decoded here with a cap on every step (``atlas.core.decoding``: gzip or
+deflate, one encoding, asked for by Accept-Encoding), its size checked against
+Content-Length and again as it decodes; redirects are followed here, up to the limit,
+without reading their bodies. A descriptive User-Agent, and conditional GET from the
+stored ETag/Last-Modified. httpx's errors and unusable statuses become the
+platform's: ``FetchUnavailable`` (temporary: network, 5xx, 408, 429 — with the
+server's Retry-After), its ``FetchTimedOut`` (a timeout or the deadline: a stalled
+source) or ``FetchRejected`` (permanent: other 4xx, too large, undecodable, too many
+redirects, unsupported URL).
 """
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 import httpx
 
 from atlas.core.caching import retry_after
+from atlas.core.deadline import Budget, DeadlineTransport, within
+from atlas.core.decoding import ACCEPT_ENCODING, Decoder, decoder_for
 from atlas.core.model import Response
 from atlas.core.settings import FetchSettings
-from atlas.errors import FetchRejected, FetchUnavailable
+from atlas.errors import FetchRejected, FetchTimedOut, FetchUnavailable
 
 FEED_ACCEPT = (
     "application/rss+xml, application/atom+xml, application/rdf+xml, "
@@ -31,24 +40,27 @@ TEMPORARY_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
 
 
 class Fetcher:
-    """A pooled HTTP client; safe to share between worker threads."""
+    """A pooled HTTP client; safe to share between worker threads. ``stopping`` (the
+    worker's shutdown) cuts the fetches in flight short."""
 
     def __init__(
         self,
         settings: FetchSettings,
         transport: httpx.BaseTransport | None = None,
+        stopping: threading.Event | None = None,
     ) -> None:
         self.settings = settings
+        self.stopping = stopping
+        limits = httpx.Limits(
+            max_connections=max(10, settings.concurrency * 2),
+            max_keepalive_connections=max(10, settings.concurrency * 2),
+        )
         self.client = httpx.Client(
-            headers={"User-Agent": settings.user_agent},
-            follow_redirects=True,
-            max_redirects=settings.max_redirects,
+            headers={"User-Agent": settings.user_agent, "Accept-Encoding": ACCEPT_ENCODING},
+            follow_redirects=False,  # followed in ``get``, without reading their bodies
             timeout=settings.timeout_s,
-            limits=httpx.Limits(
-                max_connections=max(10, settings.concurrency * 2),
-                max_keepalive_connections=max(10, settings.concurrency * 2),
-            ),
-            transport=transport,
+            limits=limits,
+            transport=transport or DeadlineTransport(limits),
             trust_env=False,
         )
 
@@ -67,26 +79,42 @@ class Fetcher:
     ) -> Response:
         timeout = timeout_s if timeout_s else self.settings.timeout_s
         limit = max_body_bytes or self.settings.max_body_bytes
-        headers = _request_headers(accept, etag, last_modified)
         started = time.monotonic()
+        budget = Budget(started + 2 * timeout, self.stopping)
+        request = self.client.build_request(
+            "GET",
+            url,
+            headers=_request_headers(accept, etag, last_modified),
+            timeout=httpx.Timeout(timeout, pool=2 * timeout),
+        )
         try:
-            with self.client.stream(
-                "GET", url, headers=headers, timeout=httpx.Timeout(timeout)
-            ) as response:
-                return _read_response(response, url, limit, started, timeout)
+            with within(budget):
+                return self._follow(request, url, _Limits(limit, started, timeout))
         except _HTTPX_ERRORS as exc:
-            raise self._translated(exc, url, timeout) from exc
+            raise self._translated(exc, url, timeout, budget) from exc
+
+    def _follow(self, request: httpx.Request, url: str, limits: _Limits) -> Response:
+        """Send ``request`` and the redirects it leads to; read the final answer."""
+        for _ in range(self.settings.max_redirects + 1):
+            response = self.client.send(request, stream=True)
+            try:
+                if response.next_request is None:
+                    return _read_response(response, url, limits)
+            finally:
+                response.close()  # a redirect's body is never read (nor decoded)
+            request = response.next_request
+        raise FetchRejected(
+            f"{url}: more than {self.settings.max_redirects} redirects (a redirect loop?)"
+        )
 
     def _translated(
-        self, exc: Exception, url: str, timeout: float
+        self, exc: Exception, url: str, timeout: float, budget: Budget
     ) -> FetchUnavailable | FetchRejected:
         """The platform's error for one of httpx's: network trouble is temporary."""
         if isinstance(exc, httpx.TimeoutException):
-            return FetchUnavailable(f"{url}: timed out after {timeout:g}s ({_kind(exc)})")
-        if isinstance(exc, httpx.TooManyRedirects):
-            return FetchRejected(
-                f"{url}: more than {self.settings.max_redirects} redirects (a redirect loop?)"
-            )
+            if time.monotonic() >= budget.deadline - 0.01:
+                return _past_deadline(url, timeout)
+            return FetchTimedOut(f"{url}: timed out after {timeout:g}s ({_kind(exc)})")
         if isinstance(exc, (httpx.UnsupportedProtocol, httpx.InvalidURL)):
             return FetchRejected(f"{url}: cannot fetch: {exc}")
         if isinstance(exc, httpx.DecodingError):
@@ -96,12 +124,26 @@ class Fetcher:
 
 # What ``Fetcher._translated`` knows; TimeoutException and UnsupportedProtocol are
 # TransportErrors.
-_HTTPX_ERRORS = (
-    httpx.TransportError,
-    httpx.TooManyRedirects,
-    httpx.InvalidURL,
-    httpx.DecodingError,
-)
+_HTTPX_ERRORS = (httpx.TransportError, httpx.InvalidURL, httpx.DecodingError)
+
+
+@dataclass(frozen=True)
+class _Limits:
+    body_bytes: int
+    started: float  # time.monotonic() when the fetch began
+    timeout: float
+
+    @property
+    def deadline(self) -> float:
+        return self.started + 2 * self.timeout
+
+
+def _past_deadline(url: str, timeout: float) -> FetchTimedOut:
+    return FetchTimedOut(
+        f"{url}: response still incomplete after {2 * timeout:g}s, the deadline of a fetch "
+        f"(connect, headers and body: twice its {timeout:g}s timeout)",
+        deadline=True,
+    )
 
 
 def _request_headers(accept: str, etag: str | None, last_modified: str | None) -> dict[str, str]:
@@ -114,19 +156,18 @@ def _request_headers(accept: str, etag: str | None, last_modified: str | None) -
     return headers
 
 
-def _read_response(
-    response: httpx.Response, url: str, limit: int, started: float, timeout: float
-) -> Response:
+def _read_response(response: httpx.Response, url: str, limits: _Limits) -> Response:
     """Check the status and size of a streamed answer and read its body."""
     found = {k.lower(): v for k, v in response.headers.items()}
     final = str(response.url)
     status = response.status_code
     if status == 304:
-        return Response(304, final, b"", found, time.monotonic() - started)
+        return Response(304, final, b"", found, time.monotonic() - limits.started)
     _check_status(status, found, url)
-    _check_declared_size(found.get("content-length", ""), url, limit, status)
-    body = _read_body(response, url, limit, started + 2 * timeout, timeout)
-    return Response(status, final, body, found, time.monotonic() - started)
+    _check_declared_size(found.get("content-length", ""), url, limits.body_bytes, status)
+    decoder = decoder_for(found.get("content-encoding", ""), url, status)
+    body = _read_body(response, decoder, url, limits)
+    return Response(status, final, body, found, time.monotonic() - limits.started)
 
 
 def _check_declared_size(declared: str, url: str, limit: int, status: int) -> None:
@@ -137,22 +178,25 @@ def _check_declared_size(declared: str, url: str, limit: int, status: int) -> No
         )
 
 
-def _read_body(
-    response: httpx.Response, url: str, limit: int, deadline: float, timeout: float
-) -> bytes:
-    """The decompressed body; refused past ``limit`` bytes or the monotonic ``deadline``
-    (which is twice the ``timeout`` after the request started)."""
+def _read_body(response: httpx.Response, decoder: Decoder, url: str, limits: _Limits) -> bytes:
+    """The decoded body, read raw and decoded a capped step at a time; refused past
+    ``limits.body_bytes`` decoded bytes or the deadline (the sockets keep it too,
+    this covers a transport given by a test)."""
     chunks: list[bytes] = []
     size = 0
-    for chunk in response.iter_bytes():
-        size += len(chunk)
-        if size > limit:
-            raise FetchRejected(
-                f"{url}: body exceeds the limit of {limit} bytes", response.status_code
-            )
-        if time.monotonic() > deadline:
-            raise FetchUnavailable(f"{url}: response still incomplete after {2 * timeout:g}s")
-        chunks.append(chunk)
+    for raw in response.iter_raw():
+        for piece in decoder.feed(raw):
+            size += len(piece)
+            if size > limits.body_bytes:
+                raise FetchRejected(
+                    f"{url}: {'decoded ' if decoder.encoding else ''}body exceeds the limit "
+                    f"of {limits.body_bytes} bytes",
+                    response.status_code,
+                )
+            chunks.append(piece)
+        if time.monotonic() > limits.deadline:
+            raise _past_deadline(url, limits.timeout)
+    chunks.append(decoder.finish())
     return b"".join(chunks)
 
 

@@ -6,8 +6,10 @@ Per HTTP attempt: the host's circuit breaker must allow it and its rate limit mu
 have a token (the loop took both for the first attempt); the outcome feeds the
 breaker (network errors, timeouts and 5xx count as failures; any other answer
 means the host is up) and the adaptive rate limit. Temporary failures are retried
-per the ``RetryPolicy``; when shutdown cuts a wait short, the job is *cancelled*
-(nothing stored, the source stays due).
+per the ``RetryPolicy`` — except a fetch that ran out its whole deadline: a stalled
+server would stall the retries too, so the scheduler tries it again later (and the
+fetch slot is free meanwhile). When shutdown cuts a wait or a fetch short, the job is
+*cancelled* (nothing stored, the source stays due; the breaker hears no verdict).
 """
 
 from __future__ import annotations
@@ -20,8 +22,11 @@ from atlas.core import caching, parse
 from atlas.core.fetch import FEED_ACCEPT, PAGE_ACCEPT, Fetcher
 from atlas.core.model import Job, JobResult, Response
 from atlas.errors import (
+    AtlasError,
     CircuitOpen,
+    FetchCancelled,
     FetchRejected,
+    FetchTimedOut,
     FetchUnavailable,
     PermanentFailure,
     TemporaryFailure,
@@ -36,6 +41,14 @@ class _Cancelled(Exception):
     pass
 
 
+class _Stalled(Exception):
+    """An attempt ran out the fetch's deadline: give up without retrying."""
+
+    def __init__(self, failure: FetchTimedOut) -> None:
+        super().__init__(str(failure))
+        self.failure = failure
+
+
 @dataclass
 class Ingestor:
     fetcher: Fetcher
@@ -46,6 +59,8 @@ class Ingestor:
     wait: Callable[[float], bool]  # sleep; False when cut short by shutdown
     rand: Callable[[], float]
     on_fetch: Callable[[float], None] | None = None  # seconds of each HTTP attempt
+    # after each HTTP attempt: the source's name and what the attempt raised (None: an answer)
+    on_outcome: Callable[[str, AtlasError | None], None] | None = None
 
     def run(self, job: Job) -> JobResult:
         started = self.clock.monotonic()
@@ -56,6 +71,8 @@ class Ingestor:
             response = call_with_retries(tries.attempt, self.retry, tries.sleep, self.rand)
         except _Cancelled:
             return tries.cancelled_result()
+        except _Stalled as stalled:
+            return tries.failed(stalled.failure, None)
         except TemporaryFailure as exc:
             return tries.gave_up(exc)
         except PermanentFailure as exc:
@@ -92,18 +109,28 @@ class Ingestor:
             )
         except FetchUnavailable as exc:
             self._observe(host, ok=False, started=t0)
+            self._outcome(source.name, exc)
             if exc.status == 429:  # the host is up and asks us to slow down
                 self.breakers.release(host)
             else:
                 self.breakers.failure(host)
             raise
-        except FetchRejected:
+        except FetchRejected as exc:
             self._observe(host, ok=True, started=t0)
+            self._outcome(source.name, exc)
             self.breakers.success(host)
             raise
+        except FetchCancelled:
+            self.breakers.release(host)  # shutdown, not the host, ended it
+            raise _Cancelled from None
         self._observe(host, ok=True, started=t0)
+        self._outcome(source.name, None)
         self.breakers.success(host)
         return response
+
+    def _outcome(self, name: str, error: AtlasError | None) -> None:
+        if self.on_outcome is not None:
+            self.on_outcome(name, error)
 
     def _observe(self, host: str, ok: bool, started: float) -> None:
         latency = self.clock.monotonic() - started
@@ -179,6 +206,11 @@ class _Tries:
         self.count += 1
         try:
             return self.ingestor._fetch(self.job, host)
+        except FetchTimedOut as exc:
+            self.last_failure = exc
+            if exc.deadline:
+                raise _Stalled(exc) from exc
+            raise
         except TemporaryFailure as exc:
             self.last_failure = exc
             raise

@@ -1,5 +1,6 @@
 """The worker's small HTTP server: ``/metrics`` (Prometheus text) and ``/healthz``
-(the loop made progress recently), on ``metrics.listen``:``metrics.port + N - 1``.
+(the loop made progress recently; the worker's detail may say "degraded"), on
+``metrics.listen``:``metrics.port + N - 1``.
 A route table on ``seams.httpserver.HttpServer`` (serving from a daemon thread; the
 socket is bound before readiness is reported), with every request counted and
 timed in the worker's own registry (``atlas.httpmetrics``)."""

@@ -2,9 +2,11 @@
 
 Start-up order: read and check the config, open (and migrate) the database, bind
 the metrics server, record the sources — then READY=1. While running, WATCHDOG=1
-pings go out from the loop itself (a stuck loop stops them). SIGTERM or SIGINT
-stops new fetches, stores what finishes within 2 s (the rest stays due), and
-exits 0 within seconds (``seams.stopping``).
+pings go out from the loop itself (a stuck loop stops them). ``/healthz`` answers 503
+"stalled" when the loop is stuck, 200 "degraded" (naming them) while sources' servers
+stall their fetches to the deadline, else 200 "ok". SIGTERM or SIGINT
+stops new fetches, stores what finishes within 2 s, cuts the rest short (their
+sources stay due), and exits 0 within seconds (``seams.stopping``).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from seams.notify import Notifier
 from seams.stopping import GRACE_S, arm_deadline, exit_now
 
 STALL_S = 120.0
+STALLED_NAMED = 10  # /healthz names at most this many stalled sources
 MAX_STORAGE_ERRORS = 20
 
 
@@ -46,12 +49,17 @@ def run(config: Path, instance: int | None, env: Mapping[str, str] | None = None
 
     def health() -> tuple[bool, dict[str, Any]]:
         age = clock.monotonic() - worker.heartbeat
-        return age < STALL_S, {
+        stalled = worker.stalled_sources()
+        detail: dict[str, Any] = {
             "instance": settings.instance,
             "sources": len(settings.sources),
             "inFlight": len(worker.in_flight),
             "loopAgeSeconds": round(age, 3),
+            "stalledSources": len(stalled),
         }
+        if stalled and age < STALL_S:  # alive (200), but sources hold their fetch slots
+            detail.update(status="degraded", stalled=stalled[:STALLED_NAMED])
+        return age < STALL_S, detail
 
     try:
         server = start_metrics(core.metrics_listen, settings.metrics_port, metrics, health)

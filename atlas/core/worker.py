@@ -5,8 +5,9 @@ The loop runs on the main thread and is the only writer to the database. A tick:
 store what finished, note circuit changes, then submit due sources while there is
 room (``fetch.concurrency``), skipping hosts whose circuit is open or whose rate
 limit has no token yet — those stay due and count in ``atlas_ingest_backlog``.
-``stop()`` (SIGTERM) ends submissions; ``shutdown()`` waits for the jobs in flight
-(their retry waits are cut short), stores their results and closes everything.
+``stop()`` (SIGTERM) ends submissions (retry waits are cut short); ``shutdown()``
+stores what the jobs in flight finish within its grace, then cuts the rest short
+(within ``atlas.core.deadline.SLICE_S``; their sources stay due) and closes everything.
 """
 
 from __future__ import annotations
@@ -29,13 +30,14 @@ from atlas.core.model import Job, JobResult
 from atlas.core.scheduler import Schedule
 from atlas.core.settings import InstanceSettings
 from atlas.core.store import Store
-from atlas.errors import StorageError
+from atlas.errors import AtlasError, FetchTimedOut, StorageError
 from atlas.resilience.breaker import Breakers, State
 from atlas.resilience.ratelimit import AdaptiveLimiter, LoadProbe
 from seams.clock import Clock, SystemClock
 
 log = logging.getLogger("atlas.core")
 DLQ_REFRESH_S = 5.0
+CUT_S = 0.5  # how long fetches cut short by shutdown get to end (they take SLICE_S)
 
 
 class Worker:
@@ -57,12 +59,16 @@ class Worker:
         self.metrics = metrics or CoreMetrics()
         self.schedule = Schedule(core.max_freshness_s, core.error_backoff.cap_s)
         self.stopping = threading.Event()
+        self.cut_short = threading.Event()  # set by shutdown: the fetches in flight end now
+        self.stop_asked_at = 0.0  # time.monotonic() of the first stop()
+        self._stalled: set[str] = set()  # sources whose latest attempt timed out
+        self._stalled_lock = threading.Lock()
         self._circuit_changes: queue.SimpleQueue[tuple[str, State]] = queue.SimpleQueue()
         self.breakers = Breakers(core.breaker, self.clock, self._on_circuit)
         self.limiter = AdaptiveLimiter(core.rate_policy, self.clock, load)
         if load is not None:
             self.metrics.watch_load(load)
-        self.fetcher = Fetcher(core.fetch, transport)
+        self.fetcher = Fetcher(core.fetch, transport, self.cut_short)
         self.ingestor = Ingestor(
             self.fetcher,
             self.breakers,
@@ -72,6 +78,7 @@ class Worker:
             wait=lambda seconds: not self.stopping.wait(seconds),
             rand=rand,
             on_fetch=self.metrics.fetch_duration.observe,
+            on_outcome=self._on_outcome,
         )
         self.executor = ThreadPoolExecutor(
             max_workers=core.fetch.concurrency, thread_name_prefix="fetch"
@@ -100,18 +107,20 @@ class Worker:
 
     def stop(self) -> None:
         """Stop submitting fetches; the jobs in flight finish (waits cut short)."""
-        self.stopping.set()
+        if not self.stopping.is_set():
+            self.stop_asked_at = time.monotonic()
+            self.stopping.set()
 
     def shutdown(self, grace_s: float | None = None) -> int:
-        """Store what finishes within ``grace_s`` (None: wait for all); the fetches
-        still running then are abandoned (their sources stay due). Returns how many."""
+        """Store what finishes within ``grace_s`` of the stop (None: wait for all); then
+        cut the fetches still running short (they end within ``CUT_S``, their sources
+        stay due) and abandon any still stuck (a connect). Returns how many were."""
         self.stop()
-        end = None if grace_s is None else time.monotonic() + grace_s
-        while self.in_flight and (end is None or time.monotonic() < end):
-            left = 1.0 if end is None else max(0.0, min(1.0, end - time.monotonic()))
-            done, _ = wait(list(self.in_flight), timeout=left)
-            self._harvest(done)
-            self.heartbeat = self.clock.monotonic()
+        self._wait_in_flight(None if grace_s is None else self.stop_asked_at + grace_s)
+        if self.in_flight:
+            log.info("cutting %d fetch(es) short; their sources stay due", len(self.in_flight))
+            self.cut_short.set()
+            self._wait_in_flight(time.monotonic() + CUT_S)
         self._record_circuits()
         abandoned = len(self.in_flight)
         if abandoned:
@@ -121,6 +130,14 @@ class Worker:
         self.executor.shutdown(wait=True)
         self.fetcher.close()
         return 0
+
+    def _wait_in_flight(self, end: float | None) -> None:
+        """Store the jobs in flight as they finish, until ``end`` (None: all have)."""
+        while self.in_flight and (end is None or time.monotonic() < end):
+            left = 1.0 if end is None else max(0.0, min(1.0, end - time.monotonic()))
+            done, _ = wait(list(self.in_flight), timeout=left)
+            self._harvest(done)
+            self.heartbeat = self.clock.monotonic()
 
     # ---- the loop
 
@@ -239,6 +256,27 @@ class Worker:
                 self.metrics.rate.labels(result.job.source.host).set(
                     self.limiter.rate(result.job.source.host)
                 )
+
+    def stalled_sources(self) -> list[str]:
+        """The sources whose latest fetch attempt ran out of time (their server
+        stalled): they hold a fetch slot for the whole deadline on every try."""
+        with self._stalled_lock:
+            return sorted(self._stalled)
+
+    def _on_outcome(self, name: str, error: AtlasError | None) -> None:
+        """After each HTTP attempt (in its fetch thread): note whether it stalled."""
+        stalls = isinstance(error, FetchTimedOut)
+        with self._stalled_lock:
+            known = name in self._stalled
+            if stalls:
+                self._stalled.add(name)
+            else:
+                self._stalled.discard(name)
+            self.metrics.stalled.set(len(self._stalled))
+        if stalls and not known:
+            log.warning("source %s stalls: %s", name, error)
+        elif known and not stalls:
+            log.info("source %s no longer stalls", name)
 
     def _refresh_dlq(self) -> None:
         self._dlq_checked = self.clock.monotonic()
