@@ -74,10 +74,12 @@ _SKIP_SELECTOR = ",".join(sorted(SKIP - {"head"}))
 _BLOCK_SELECTOR = ",".join(sorted(BLOCK - {"title"}))
 _SPACES = re.compile(r"[ \t\r\f\v\u00a0]+")
 _BLANK_LINES = re.compile(r"\n\s*\n+")
+_CONTROL = re.compile(r"[\x00-\x08\x0e-\x1f\x7f]")  # C0 controls but whitespace, and DEL
 
 
 def normalize(text: str) -> str:
-    """Collapse spaces within lines and blank lines between them."""
+    """Drop control characters; collapse spaces within lines and blank lines between them."""
+    text = _CONTROL.sub("", text)
     lines = (_SPACES.sub(" ", line).strip() for line in text.split("\n"))
     return _BLANK_LINES.sub("\n\n", "\n".join(lines)).strip()
 

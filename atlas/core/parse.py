@@ -48,15 +48,29 @@ def _clean(value: Any) -> str | None:
     return value or None
 
 
+def _text(value: Any, detail: Any) -> str:
+    """Plain text of an entry's title, summary or content: HTML unless feedparser
+    says the feed declared it plain text (Atom type="text", an RSS title), where
+    "a <b> c" is what the author wrote, not markup."""
+    if not isinstance(value, str) or not value:
+        return ""
+    if isinstance(detail, dict) and dict.get(detail, "type") == "text/plain":
+        return html_text.normalize(value)
+    return html_text.to_text(value)
+
+
 def _entry(entry: dict[str, Any]) -> Item | None:
     # dict.get, not FeedParserDict.get: its key aliasing costs more than the lookups
     get = dict.get
     guid = _clean(get(entry, "id"))
     link = _clean(get(entry, "link"))
-    title = html_text.to_text(get(entry, "title") or "")
+    title = _text(get(entry, "title"), get(entry, "title_detail"))
     content = get(entry, "content")
-    raw = (dict.get(content[0], "value") if content else None) or get(entry, "summary") or ""
-    text = html_text.to_text(raw) if raw else ""
+    body = content[0] if content and dict.get(content[0], "value") else None
+    if body is not None:
+        text = _text(dict.get(body, "value"), body)
+    else:
+        text = _text(get(entry, "summary"), get(entry, "summary_detail"))
     if not (guid or link or title or text):
         return None
     return Item(

@@ -101,3 +101,16 @@ def test_last_description_only_entry_of_a_complete_but_malformed_feed_is_kept() 
     feed = read_feed(doc, "application/xml", "http://x.invalid/f")
     assert [i.text for i in feed.items] == ["", "last, whole"]
     assert feed.skipped == 0
+
+
+def test_plain_text_titles_and_content_are_not_read_as_html() -> None:
+    doc = atom(
+        '<title type="text">a &lt;b&gt; is not a tag</title><id>urn:1</id>'
+        '<content type="text">if a &lt;b&gt; c &amp;amp; d</content>'
+    )
+    (item,) = parse_feed(doc)
+    assert (item.title, item.text) == ("a <b> is not a tag", "if a <b> c &amp; d")
+    (cdata,) = parse_feed(rss("<title><![CDATA[brackets <angle> & ampersand]]></title>"))
+    assert cdata.title == "brackets <angle> & ampersand"
+    (markup,) = parse_feed(atom('<title type="html">&lt;b&gt;bold&lt;/b&gt; &amp;amp;</title>'))
+    assert markup.title == "bold &"

@@ -88,3 +88,8 @@ def test_page_main_content_title_fallbacks_and_malformed() -> None:
     assert html_text.extract("<h1>Only heading</h1><p>para")[0] == "Only heading"
     assert html_text.extract("") == ("", "")
     assert html_text.extract("<html><body><main> </main><p>outside</p>") == ("", "outside")
+
+
+def test_control_characters_are_dropped() -> None:
+    assert html_text.to_text("bell\x07 and \x01control\x00<b>x</b>") == "bell and controlx"
+    assert html_text.normalize("tab\there\x0bv\x7f") == "tab here v"
