@@ -71,7 +71,7 @@ VOID = frozenset(
 )
 MAIN = frozenset({"main", "article"})
 _SKIP_SELECTOR = ",".join(sorted(SKIP - {"head"}))
-_BLOCK_SELECTOR = ",".join(sorted(BLOCK - {"title"}))
+_MAY_SKIP = re.compile(r"<\s*(?:" + "|".join(sorted(SKIP - {"head"})) + r")\b", re.IGNORECASE)
 _SPACES = re.compile(r"[ \t\r\f\v\u00a0]+")
 _BLANK_LINES = re.compile(r"\n\s*\n+")
 _CONTROL = re.compile(r"[\x00-\x08\x0e-\x1f\x7f]")  # C0 controls but whitespace, and DEL
@@ -84,11 +84,14 @@ def normalize(text: str) -> str:
     return _BLANK_LINES.sub("\n\n", "\n".join(lines)).strip()
 
 
-def _prepare(node: LexborNode) -> LexborNode:
-    """Remove what is not prose under ``node`` and put its blocks on lines of their own."""
-    for unwanted in node.css(_SKIP_SELECTOR):
-        unwanted.decompose()
-    for block in node.css(_BLOCK_SELECTOR):
+def _prepare(node: LexborNode, skip: bool = True) -> LexborNode:
+    """Remove what is not prose under ``node`` (unless ``skip`` is False: there is
+    none) and put its blocks on lines of their own. One walk of the tree finds the
+    blocks: several times cheaper than a selector of two dozen tag names."""
+    if skip:
+        for unwanted in node.css(_SKIP_SELECTOR):
+            unwanted.decompose()
+    for block in [n for n in node.traverse() if n.tag in BLOCK]:
         if block.tag in VOID:
             block.insert_after("\n")
         else:
@@ -138,4 +141,4 @@ def to_text(fragment: str) -> str:
     if "<" not in fragment and "&" not in fragment:
         return normalize(fragment)
     body = LexborHTMLParser(fragment).body
-    return _text(_prepare(body)) if body is not None else ""
+    return _text(_prepare(body, skip=bool(_MAY_SKIP.search(fragment)))) if body is not None else ""
