@@ -4,6 +4,9 @@ script/style-laden markup, for fragments (feed entries) and whole pages."""
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from selectolax.lexbor import LexborHTMLParser
 
 from atlas.core import html_text
 
@@ -93,3 +96,22 @@ def test_page_main_content_title_fallbacks_and_malformed() -> None:
 def test_control_characters_are_dropped() -> None:
     assert html_text.to_text("bell\x07 and \x01control\x00<b>x</b>") == "bell and controlx"
     assert html_text.normalize("tab\there\x0bv\x7f") == "tab here v"
+
+
+PIECES = st.sampled_from(
+    ["<p>", "</p>", "<script>", "</script>", "<STYLE>", "<b>", "</b>", "<br>", "<!--", "-->",
+     "&lt;", "&amp;", "&#0;", "&#xD800;", "<", ">", '"', "<a title='x>y'>", "word", " ", "\n",
+     "\x00", "<svg>", "<![CDATA[", "]]>", "<li>", "é", "<template>", "</div>"]
+)  # fmt: skip
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(PIECES, max_size=30).map("".join) | st.text(max_size=80))
+def test_any_fragment_gives_text_and_the_script_shortcut_changes_nothing(fragment: str) -> None:
+    text = html_text.to_text(fragment)
+    assert isinstance(text, str)
+    title, page = html_text.extract(fragment)
+    assert isinstance(title, str) and isinstance(page, str)
+    body = LexborHTMLParser(fragment).body
+    full = html_text._text(html_text._prepare(body)) if body is not None else ""
+    assert text == (full if ("<" in fragment or "&" in fragment) else text)
