@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import calendar
+import codecs
 import logging
 import re
 from dataclasses import dataclass
@@ -127,7 +128,19 @@ def _cut_off(body: bytes, parsed: Any) -> bool:
     return bool(parsed.get("bozo")) and not _ROOT_CLOSED.search(body[-512:])
 
 
+_BOMS = (
+    (codecs.BOM_UTF8, "utf-8"),
+    (codecs.BOM_UTF16_LE, "utf-16-le"),
+    (codecs.BOM_UTF16_BE, "utf-16-be"),
+)
+
+
 def _decode(body: bytes, content_type: str) -> str:
+    """A page's text: a byte-order mark wins (as in browsers), then the header's
+    charset, then a <meta> one, then UTF-8; an unknown charset name is UTF-8."""
+    for bom, codec in _BOMS:
+        if body.startswith(bom):
+            return body[len(bom) :].decode(codec, errors="replace")
     match = _CHARSET.search(content_type) or _META_CHARSET.search(body[:4096])
     charset = match.group(1) if match else "utf-8"
     if isinstance(charset, bytes):
