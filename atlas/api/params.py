@@ -1,6 +1,7 @@
-"""Pure parsing of the API's query parameters: opaque cursors, times, and the
-full-text query (user text → a safe FTS5 MATCH expression). Each raises
-``BadRequest`` with a message fit to show the client."""
+"""Parsing of the API's query parameters: opaque cursors, times, and the
+full-text query (user text → a safe FTS5 MATCH expression; the one outside help
+is SQLite's own tokenizer, in memory, to stem a prefix as the index does). Each
+raises ``BadRequest`` with a message fit to show the client."""
 
 from __future__ import annotations
 
