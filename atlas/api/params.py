@@ -1,6 +1,7 @@
-"""Pure parsing of the API's query parameters: opaque cursors, times, and the
-full-text query (user text → a safe FTS5 MATCH expression). Each raises
-``BadRequest`` with a message fit to show the client."""
+"""Parsing of the API's query parameters: opaque cursors, times, and the
+full-text query (user text → a safe FTS5 MATCH expression; the one outside help
+is SQLite's own tokenizer, in memory, to stem a prefix as the index does). Each
+raises ``BadRequest`` with a message fit to show the client."""
 
 from __future__ import annotations
 
@@ -9,7 +10,12 @@ import binascii
 import json
 import math
 import re
+import sqlite3
+import threading
 from datetime import UTC, datetime
+from functools import lru_cache
+
+from atlas.core.schema import FTS_TOKENIZE
 
 MAX_QUERY_CHARS = 256
 MAX_QUERY_TERMS = 16
@@ -99,12 +105,52 @@ def check_source(name: str) -> str:
     return name
 
 
+_stemmer = threading.local()
+
+
+@lru_cache(maxsize=4096)
+def _stem(word: str) -> str:
+    """``word`` as the index holds it: SQLite's own tokenizer (the index's, in an
+    in-memory table) so that query and index always agree."""
+    conn: sqlite3.Connection | None = getattr(_stemmer, "conn", None)
+    if conn is None:
+        conn = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
+        conn.execute(f"CREATE VIRTUAL TABLE w USING fts5(t, tokenize='{FTS_TOKENIZE}')")
+        conn.execute("CREATE VIRTUAL TABLE v USING fts5vocab(w, 'row')")
+        _stemmer.conn = conn
+    conn.execute("DELETE FROM w")
+    conn.execute("INSERT INTO w (t) VALUES (?)", (word,))
+    terms = [t for (t,) in conn.execute("SELECT term FROM v")]
+    return terms[0] if len(terms) == 1 else word
+
+
+def _prefix(words: list[str]) -> str:
+    """A prefix search on the last word. The index holds stems, so a prefix also
+    matches as a stem ("happy*": "happi"), and the stems it may have been cut from
+    the end of: "operat*" finds "operating", held as "oper" (tokens down to three
+    letters shorter, and at least three long)."""
+    head = " ".join(words[:-1])
+    last = words[-1]
+
+    def phrase(word: str, star: str = "") -> str:
+        return '"' + f"{head} {word}".strip() + '"' + star
+
+    options = [phrase(last, "*")]
+    stem = _stem(last)
+    if stem.lower() != last.lower():
+        options.append(phrase(stem, "*"))
+    options += [phrase(last[:n]) for n in range(len(last) - 1, max(2, len(last) - 4), -1)]
+    return options[0] if len(options) == 1 else "(" + " OR ".join(options) + ")"
+
+
 def fts_query(q: str) -> str:
     """A MATCH expression that searches for every word of ``q`` (all must occur).
 
-    "double quotes" keep a phrase, a trailing * makes a prefix search; anything
-    else FTS5 would read as syntax (AND, NEAR, column filters, ^, parentheses) is
-    only ever a quoted word here, so user input cannot inject query syntax.
+    Words match their stems ("operations" finds "Operating") with diacritics
+    folded ("cafe" finds "Café"). "double quotes" keep a phrase, a trailing *
+    makes a prefix search; anything else FTS5 would read as syntax (AND, NEAR,
+    column filters, ^, parentheses) is only ever a quoted word here, so user
+    input cannot inject query syntax.
     """
     if len(q) > MAX_QUERY_CHARS:
         raise BadRequest(f"q: longer than {MAX_QUERY_CHARS} characters", "q")
@@ -115,11 +161,10 @@ def fts_query(q: str) -> str:
         words = _WORD.findall(text)
         if not words:
             continue
-        prefix = phrase is None and text.endswith("*")
-        quoted = '"' + " ".join(words) + '"'
-        parts.append(quoted + ("*" if prefix else ""))
+        prefix = text.endswith("*") or (phrase is not None and q[match.end() :].startswith("*"))
+        parts.append(_prefix(words) if prefix else '"' + " ".join(words) + '"')
     if not parts:
         raise BadRequest("q: no words to search for", "q")
     if len(parts) > MAX_QUERY_TERMS:
         raise BadRequest(f"q: more than {MAX_QUERY_TERMS} terms", "q")
-    return " ".join(parts)
+    return " AND ".join(parts)  # FTS5 joins a (group) to what follows only by AND

@@ -17,11 +17,12 @@ from typing import Any
 from urllib.parse import quote
 
 from atlas import db
-from atlas.api.params import iso
+from atlas.api.params import BadRequest, iso
 from atlas.core.schema import LATEST
 from atlas.errors import StorageError
 
 EXCERPT_CHARS = 300
+_SEARCH_ERRORS = ("fts5:", "unterminated string", "unknown special query")
 QUERY_BUDGET_S = 2.0  # a query running longer is interrupted (it would stall the loop)
 
 
@@ -75,6 +76,11 @@ class Reader:
             if "interrupted" in str(exc):
                 raise StorageError(
                     f"query exceeded its {QUERY_BUDGET_S:g}s budget; narrow the request"
+                ) from exc
+            if "MATCH" in sql and str(exc).startswith(_SEARCH_ERRORS):  # the text, not the db
+                raise BadRequest(
+                    f'q: cannot be searched ({exc}); search for words, "a phrase" or a prefix*',
+                    "q",
                 ) from exc
             self.forget()
             raise StorageError(f"database query failed: {exc}") from exc

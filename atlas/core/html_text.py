@@ -1,16 +1,19 @@
-"""Title and readable text of an HTML page, with the standard library's html.parser.
+"""Title and readable text of HTML, with a real HTML5 parser (selectolax's lexbor).
 
 Readable text leaves out what is not prose (scripts, styles, navigation, headers,
-footers, forms, asides, SVG, templates); when the page marks its main content
-with <main> or <article>, only that is kept. Block elements become line breaks;
-runs of spaces collapse. Used for ``url`` sources and for HTML inside feed entries.
+footers, forms, asides, SVG, templates, comments); when a page marks its main
+content with <main> or <article>, only that is kept. Block elements become line
+breaks; runs of spaces collapse. Entities are decoded once, by the parser, and
+attribute values never leak into the text. Used for ``url`` sources (``extract``)
+and for the HTML inside feed entries (``to_text``), which parse the same way: a
+fragment is what a browser would put in a <body>.
 """
 
 from __future__ import annotations
 
-import html
 import re
-from html.parser import HTMLParser
+
+from selectolax.lexbor import LexborHTMLParser, LexborNode
 
 SKIP = frozenset(
     {
@@ -67,113 +70,75 @@ VOID = frozenset(
     {"br", "hr", "img", "input", "meta", "link", "area", "base", "col", "embed", "source", "wbr"}
 )
 MAIN = frozenset({"main", "article"})
+_SKIP_SELECTOR = ",".join(sorted(SKIP - {"head"}))
+_MAY_SKIP = re.compile(r"<\s*(?:" + "|".join(sorted(SKIP - {"head"})) + r")\b", re.IGNORECASE)
 _SPACES = re.compile(r"[ \t\r\f\v\u00a0]+")
 _BLANK_LINES = re.compile(r"\n\s*\n+")
-
-
-class _Extractor(HTMLParser):
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.skip_depth = 0
-        self.main_depth = 0
-        self.in_title = False
-        self.title: list[str] = []
-        self.og_title: str | None = None
-        self.h1: list[str] = []
-        self.in_h1 = False
-        self.all_text: list[str] = []
-        self.main_text: list[str] = []
-        self.saw_main = False
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag == "meta":
-            values = dict(attrs)
-            if values.get("property") == "og:title" and values.get("content"):
-                self.og_title = values["content"]
-            return
-        if tag == "title":
-            self.in_title = True
-        if tag in VOID:
-            if tag in BLOCK:
-                self._add("\n")
-            return
-        if tag in SKIP:
-            self.skip_depth += 1
-        if tag in MAIN:
-            self.main_depth += 1
-            self.saw_main = True
-        if tag == "h1":
-            self.in_h1 = True
-        if tag in BLOCK:
-            self._add("\n")
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag == "title":
-            self.in_title = False
-        if tag in VOID:
-            return
-        if tag in BLOCK:
-            self._add("\n")
-        if tag in SKIP and self.skip_depth > 0:
-            self.skip_depth -= 1
-        if tag in MAIN and self.main_depth > 0:
-            self.main_depth -= 1
-        if tag == "h1":
-            self.in_h1 = False
-
-    def handle_data(self, data: str) -> None:
-        if self.in_title:
-            self.title.append(data)
-            return
-        if self.in_h1:
-            self.h1.append(data)
-        if self.skip_depth == 0:
-            self._add(data)
-
-    def _add(self, text: str) -> None:
-        if self.skip_depth:
-            return
-        self.all_text.append(text)
-        if self.main_depth:
-            self.main_text.append(text)
+_CONTROL = re.compile(r"[\x00-\x08\x0e-\x1f\x7f]")  # C0 controls but whitespace, and DEL
 
 
 def normalize(text: str) -> str:
-    """Collapse spaces within lines and blank lines between them."""
+    """Drop control characters; collapse spaces within lines and blank lines between them."""
+    text = _CONTROL.sub("", text)
     lines = (_SPACES.sub(" ", line).strip() for line in text.split("\n"))
     return _BLANK_LINES.sub("\n\n", "\n".join(lines)).strip()
 
 
+def _prepare(node: LexborNode, skip: bool = True) -> LexborNode:
+    """Remove what is not prose under ``node`` (unless ``skip`` is False: there is
+    none) and put its blocks on lines of their own. One walk of the tree finds the
+    blocks: several times cheaper than a selector of two dozen tag names."""
+    if skip:
+        for unwanted in node.css(_SKIP_SELECTOR):
+            unwanted.decompose()
+    for block in [n for n in node.traverse() if n.tag in BLOCK]:
+        if block.tag in VOID:
+            block.insert_after("\n")
+        else:
+            block.insert_before("\n")
+            block.insert_after("\n")
+    return node
+
+
+def _text(node: LexborNode) -> str:
+    return normalize(node.text(deep=True, separator=""))
+
+
+def _title(tree: LexborHTMLParser) -> str:
+    title = tree.css_first("title")
+    if title is not None and (text := normalize(title.text(deep=True))):
+        return text
+    og = tree.css_first('meta[property="og:title"]')
+    if og is not None and (text := normalize(og.attributes.get("content") or "")):
+        return text
+    h1 = tree.css_first("h1")
+    return normalize(h1.text(deep=True)) if h1 is not None else ""
+
+
+def _outermost(node: LexborNode) -> bool:
+    parent = node.parent
+    while parent is not None:
+        if parent.tag in MAIN:
+            return False
+        parent = parent.parent
+    return True
+
+
 def extract(document: str) -> tuple[str, str]:
     """(title, readable text) of an HTML document; either may be empty."""
-    parser = _Extractor()
-    parser.feed(document)
-    parser.close()
-    title = normalize("".join(parser.title)) or normalize(parser.og_title or "")
-    title = title or normalize("".join(parser.h1))
-    body = parser.main_text if parser.saw_main and "".join(parser.main_text).strip() else None
-    return title, normalize("".join(body if body is not None else parser.all_text))
-
-
-_DROP = re.compile(
-    r"<(script|style|noscript|template|svg|math|iframe|object|head)\b[^>]*>.*?</\1\s*>",
-    re.IGNORECASE | re.DOTALL,
-)
-_COMMENT = re.compile(r"<!--.*?-->", re.DOTALL)
-_BLOCK_TAG = re.compile(
-    r"</?(?:" + "|".join(sorted(BLOCK - {"title"})) + r")\b[^>]*>", re.IGNORECASE
-)
-_TAG = re.compile(r"<[^>]*>")
+    tree = LexborHTMLParser(document)
+    title = _title(tree)
+    body = tree.body
+    if body is None:
+        return title, ""
+    _prepare(body)
+    mains = [text for m in body.css("main, article") if _outermost(m) and (text := _text(m))]
+    return title, "\n\n".join(mains) if mains else _text(body)
 
 
 def to_text(fragment: str) -> str:
-    """Plain text of an HTML fragment (a feed entry's summary or content).
-
-    Fragments have no page structure to read, so regular expressions do here what
-    ``extract`` does with a parser, several times faster: this runs for every
-    entry of every feed."""
-    if "<" not in fragment:
-        return normalize(html.unescape(fragment)) if "&" in fragment else normalize(fragment)
-    text = _COMMENT.sub("", _DROP.sub("", fragment))
-    text = _TAG.sub("", _BLOCK_TAG.sub("\n", text))
-    return normalize(html.unescape(text))
+    """Plain text of an HTML fragment (a feed entry's title, summary or content)."""
+    if "<" not in fragment and "&" not in fragment:
+        return normalize(fragment)
+    body = LexborHTMLParser(fragment).body
+    return _text(_prepare(body, skip=bool(_MAY_SKIP.search(fragment)))) if body is not None else ""

@@ -166,9 +166,9 @@ class Ingestor:
             return replace(base, status="unchanged", body_sha256=digest)
         try:
             if source.type == "rss":
-                items = parse.parse_feed(response.body, response.content_type, response.url)
+                feed = parse.read_feed(response.body, response.content_type, response.url)
             else:
-                items = (parse.parse_page(response, source.url or response.url),)
+                feed = parse.Feed((parse.parse_page(response, source.url or response.url),))
         except PermanentFailure as exc:
             return replace(failed(exc, None), http_status=response.status)
         return replace(
@@ -176,7 +176,8 @@ class Ingestor:
             status="ok",
             finished_at=self.clock.wall(),
             duration_s=self.clock.monotonic() - started,
-            items=items,
+            items=feed.items,
+            skipped=feed.skipped,
             body_sha256=digest,
         )
 

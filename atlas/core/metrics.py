@@ -2,6 +2,7 @@
 
 atlas_ingest_items_total{source,result}   items stored: result new | updated | unchanged
 atlas_ingest_fetches_total{source,status} fetches: ok | not_modified | unchanged | failed
+atlas_ingest_entries_skipped_total{source} feed entries not stored: empty, or cut off
 atlas_ingest_fetch_duration_seconds       time of each HTTP attempt (histogram)
 atlas_ingest_backlog                      sources due but not (yet) being fetched
 atlas_ingest_source_errors{source}        consecutive failed fetches of a source
@@ -42,6 +43,12 @@ class CoreMetrics:
             "atlas_ingest_fetches",
             "Fetches of sources, by outcome",
             ["source", "status"],
+            registry=r,
+        )
+        self.skipped = Counter(
+            "atlas_ingest_entries_skipped",
+            "Feed entries not stored: no GUID, link, title or text, or cut off by a truncated feed",
+            ["source"],
             registry=r,
         )
         self.fetch_duration = Histogram(
@@ -91,6 +98,7 @@ class CoreMetrics:
         """Give every series of this replica's sources a value from the start."""
         for source, count in errors.items():
             self.source_errors.labels(source).set(count)
+            self.skipped.labels(source)
             for result in RESULTS:
                 self.items.labels(source, result)
         for host in hosts:

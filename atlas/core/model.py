@@ -86,6 +86,7 @@ class JobResult:
     error: AtlasError | None = None
     retry_after: float | None = None  # seconds, from Retry-After or an open circuit
     attempts: int = 1
+    skipped: int = 0  # feed entries that carried nothing (or were cut off)
 
     @property
     def source(self) -> SourceSettings:

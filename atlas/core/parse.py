@@ -1,9 +1,12 @@
 """Turn fetched bytes (or a source's bundled text) into items.
 
 * ``rss``: feedparser on the bytes (RSS 0.9x/1.0/2.0, Atom); a document that is
-  no feed at all is a ``ContentError``. A malformed feed that feedparser still
-  recovers entries from is accepted, minus entries with neither identity
-  (GUID, link) nor title — typically the cut-off last one.
+  no feed at all is a ``ContentError``. Every entry that carries anything (a
+  GUID, link, title, summary or content: RSS 2.0 makes each optional) is an
+  item, identified by its content hash when it has no GUID or link. Skipped,
+  and counted (``Feed.skipped``): entries with nothing at all, and the last
+  entry of a malformed feed when it has no GUID or link (cut off mid-way, its
+  text is partial; stored by hash it would later sit beside the complete one).
 * ``url``: one item per page: its title and readable text (``html_text``).
 * ``text`` / ``file``: one item holding the config's text.
 """
@@ -11,8 +14,10 @@
 from __future__ import annotations
 
 import calendar
+import codecs
 import logging
 import re
+from dataclasses import dataclass
 from typing import Any
 
 import feedparser
@@ -23,6 +28,7 @@ from atlas.core.settings import SourceSettings
 from atlas.errors import ContentError
 
 log = logging.getLogger(__name__)
+_ROOT_CLOSED = re.compile(rb"</(?:[\w.-]+:)?(?:rss|feed|rdf)\s*>\s*\Z", re.IGNORECASE)
 _CHARSET = re.compile(r"charset\s*=\s*['\"]?([\w.:-]+)", re.IGNORECASE)
 _META_CHARSET = re.compile(rb"<meta[^>]+charset\s*=\s*['\"]?([\w.:-]+)", re.IGNORECASE)
 
@@ -43,16 +49,30 @@ def _clean(value: Any) -> str | None:
     return value or None
 
 
+def _text(value: Any, detail: Any) -> str:
+    """Plain text of an entry's title, summary or content: HTML unless feedparser
+    says the feed declared it plain text (Atom type="text", an RSS title), where
+    "a <b> c" is what the author wrote, not markup."""
+    if not isinstance(value, str) or not value:
+        return ""
+    if isinstance(detail, dict) and dict.get(detail, "type") == "text/plain":
+        return html_text.normalize(value)
+    return html_text.to_text(value)
+
+
 def _entry(entry: dict[str, Any]) -> Item | None:
     # dict.get, not FeedParserDict.get: its key aliasing costs more than the lookups
     get = dict.get
     guid = _clean(get(entry, "id"))
     link = _clean(get(entry, "link"))
-    title = html_text.to_text(get(entry, "title") or "")
+    title = _text(get(entry, "title"), get(entry, "title_detail"))
     content = get(entry, "content")
-    raw = (dict.get(content[0], "value") if content else None) or get(entry, "summary") or ""
-    text = html_text.to_text(raw) if raw else ""
-    if not (guid or link or title):
+    body = content[0] if content and dict.get(content[0], "value") else None
+    if body is not None:
+        text = _text(dict.get(body, "value"), body)
+    else:
+        text = _text(get(entry, "summary"), get(entry, "summary_detail"))
+    if not (guid or link or title or text):
         return None
     return Item(
         title=title,
@@ -64,8 +84,19 @@ def _entry(entry: dict[str, Any]) -> Item | None:
     )
 
 
+@dataclass(frozen=True)
+class Feed:
+    items: tuple[Item, ...]
+    skipped: int = 0  # entries that carried nothing (or were cut off), not items
+
+
 def parse_feed(body: bytes, content_type: str = "", url: str = "") -> tuple[Item, ...]:
-    """The entries of an RSS or Atom document; ContentError when it is not a feed."""
+    """The items of an RSS or Atom document; ContentError when it is not a feed."""
+    return read_feed(body, content_type, url).items
+
+
+def read_feed(body: bytes, content_type: str = "", url: str = "") -> Feed:
+    """The items of an RSS or Atom document and how many entries were skipped."""
     headers = {"content-location": url} if url else {}
     if content_type:
         headers["content-type"] = content_type
@@ -84,11 +115,32 @@ def parse_feed(body: bytes, content_type: str = "", url: str = "") -> tuple[Item
         raise ContentError(f"{url or 'document'}: not an RSS or Atom feed{why}")
     if parsed.get("bozo"):
         log.info("%s: malformed feed, recovered %d entries", url, len(entries))
-    items = (_entry(e) for e in entries)
-    return tuple(item for item in items if item is not None)
+    items = [_entry(e) for e in entries]
+    last = items[-1] if items else None
+    if last is not None and not (last.guid or last.url) and _cut_off(body, parsed):
+        items[-1] = None
+    kept = tuple(item for item in items if item is not None)
+    return Feed(kept, len(items) - len(kept))
+
+
+def _cut_off(body: bytes, parsed: Any) -> bool:
+    """A malformed document that stops before its root element is closed."""
+    return bool(parsed.get("bozo")) and not _ROOT_CLOSED.search(body[-512:])
+
+
+_BOMS = (
+    (codecs.BOM_UTF8, "utf-8"),
+    (codecs.BOM_UTF16_LE, "utf-16-le"),
+    (codecs.BOM_UTF16_BE, "utf-16-be"),
+)
 
 
 def _decode(body: bytes, content_type: str) -> str:
+    """A page's text: a byte-order mark wins (as in browsers), then the header's
+    charset, then a <meta> one, then UTF-8; an unknown charset name is UTF-8."""
+    for bom, codec in _BOMS:
+        if body.startswith(bom):
+            return body[len(bom) :].decode(codec, errors="replace")
     match = _CHARSET.search(content_type) or _META_CHARSET.search(body[:4096])
     charset = match.group(1) if match else "utf-8"
     if isinstance(charset, bytes):

@@ -9,7 +9,9 @@ under it) and the background jobs.
   stay (with ``removed_at``) so their items keep a home.
 * ``items``    — deduplicated per source by ``dedupe_key`` ("guid:…", "url:…" or
   "hash:…"); ``ts`` is the item's time (published, else first seen).
-* ``items_fts``— FTS5 over title and text, kept in step by triggers.
+* ``items_fts``— FTS5 over title and text, kept in step by triggers; words are
+  stemmed (porter) over unicode61 with diacritics removed (migration 2), so
+  "operations" finds "Operating" and "cafe" finds "Café".
 * ``hosts``    — the circuit state of each host, written by the worker.
 * ``dead_letters`` — fetches that still failed after their retries, one open
   entry per source (see ``atlas.resilience.dlq``).
@@ -93,6 +95,40 @@ MIGRATIONS: tuple[Migration, ...] = (
             last_failed_at REAL NOT NULL,
             next_retry_at REAL NOT NULL
         );
+        """,
+    ),
+)
+
+FTS_TOKENIZE = "porter unicode61 remove_diacritics 2"  # the tokenizer of migration 2
+
+MIGRATIONS += (
+    # FTS5 cannot change the tokenizer of a table: drop the index and its triggers,
+    # create them again stemming, and rebuild the index from ``items``.
+    Migration(
+        2,
+        "full-text search stems words (porter over unicode61, diacritics removed)",
+        """
+        DROP TRIGGER IF EXISTS items_fts_insert;
+        DROP TRIGGER IF EXISTS items_fts_delete;
+        DROP TRIGGER IF EXISTS items_fts_update;
+        DROP TABLE IF EXISTS items_fts;
+        CREATE VIRTUAL TABLE items_fts USING fts5(
+            title, text, content='items', content_rowid='id',
+            tokenize='porter unicode61 remove_diacritics 2'
+        );
+        CREATE TRIGGER items_fts_insert AFTER INSERT ON items BEGIN
+            INSERT INTO items_fts (rowid, title, text) VALUES (new.id, new.title, new.text);
+        END;
+        CREATE TRIGGER items_fts_delete AFTER DELETE ON items BEGIN
+            INSERT INTO items_fts (items_fts, rowid, title, text)
+            VALUES ('delete', old.id, old.title, old.text);
+        END;
+        CREATE TRIGGER items_fts_update AFTER UPDATE OF title, text ON items BEGIN
+            INSERT INTO items_fts (items_fts, rowid, title, text)
+            VALUES ('delete', old.id, old.title, old.text);
+            INSERT INTO items_fts (rowid, title, text) VALUES (new.id, new.title, new.text);
+        END;
+        INSERT INTO items_fts (items_fts) VALUES ('rebuild');
         """,
     ),
 )

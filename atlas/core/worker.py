@@ -230,6 +230,9 @@ class Worker:
         self.stored_batches += 1
         self.metrics.fetches.labels(name, result.status).inc()
         self.metrics.stored(name, applied.counts)
+        if result.skipped:
+            self.metrics.skipped.labels(name).inc(result.skipped)
+            log.info("%s: %d empty or cut-off entries skipped", name, result.skipped)
         self.metrics.source_errors.labels(name).set(applied.errors)
         if result.status == "failed":
             log.warning(

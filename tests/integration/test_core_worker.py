@@ -361,3 +361,25 @@ def test_unchanged_body_skips_parsing_and_storing(server: FeedServer, harness: A
     h.run(w)
     assert 'source="same",status="unchanged"} 1.0' in metric(w, "atlas_ingest_fetches_total")
     assert h.count() == 2
+
+
+def test_entries_without_title_are_stored_and_empty_ones_counted(
+    server: FeedServer, harness: Any
+) -> None:
+    items = "<item><description>only a description</description></item>" * 2
+    items += "<item><description>another one</description></item><item><author>x</author></item>"
+    body = rss20([Entry("titled", guid="g")]).replace(b"</channel>", items.encode() + b"</channel>")
+    server.routes["/feed"] = Reply(body=body)
+    h = harness([source("bare", url=server.url("/feed"))])
+    w = h.worker()
+    h.run(w)
+    rows = h.rows("SELECT title, text, dedupe_key FROM items ORDER BY id")
+    assert [(t, x) for t, x, _ in rows] == [
+        ("titled", ""),
+        ("", "only a description"),
+        ("", "another one"),
+    ]
+    assert rows[1][2].startswith("hash:")
+    assert 'atlas_ingest_entries_skipped_total{source="bare"} 1.0' in metric(
+        w, "atlas_ingest_entries_skipped_total"
+    )

@@ -124,3 +124,21 @@ def test_retry_after_and_freshness_headers() -> None:
     )
     assert freshness({"expires": "garbage"}, now) == 0.0
     assert freshness({}, now) is None
+
+
+@pytest.mark.parametrize(
+    ("body", "header"),
+    [
+        (
+            b"\xef\xbb\xbf<title>Caf\xc3\xa9</title><p>cr\xc3\xa8me</p>",
+            "text/html; charset=iso-8859-1",
+        ),
+        ("\ufeff<title>Café</title><p>crème</p>".encode("utf-16-le"), "text/html"),
+        ("\ufeff<title>Café</title><p>crème</p>".encode("utf-16-be"), "text/html; charset=utf-8"),
+        (b"<meta charset=bogus-name><title>Caf\xc3\xa9</title><p>cr\xc3\xa8me</p>", "text/html"),
+    ],
+)
+def test_page_byte_order_mark_wins_and_bad_charsets_fall_back(body: bytes, header: str) -> None:
+    resp = Response(200, "u", body, {"content-type": header}, 0)
+    item = parse_page(resp, "u")
+    assert (item.title, item.text) == ("Café", "crème")
