@@ -89,17 +89,7 @@ def run(config: Path, instance: int | None, env: Mapping[str, str] | None = None
             core.metrics_listen,
             settings.metrics_port,
         )
-        interval = notifier.watchdog_interval
-        last_ping = clock.monotonic()
-        while not worker.stopping.is_set():
-            worker.tick(1.0 if interval is None else min(1.0, interval / 2))
-            if worker.storage_errors >= MAX_STORAGE_ERRORS:
-                raise StorageError(
-                    f"{worker.storage_errors} writes in a row failed on {core.database}"
-                )
-            if interval is not None and clock.monotonic() - last_ping >= interval:
-                notifier.watchdog()
-                last_ping = clock.monotonic()
+        _loop(worker, notifier, clock, len(settings.sources), core.database)
         notifier.stopping()
         abandoned = worker.shutdown(GRACE_S)
     finally:
@@ -109,3 +99,31 @@ def run(config: Path, instance: int | None, env: Mapping[str, str] | None = None
     if abandoned:  # their threads sit in a socket read: do not wait for them at exit
         exit_now(0)
     return 0
+
+
+def _loop(worker: Worker, notifier: Notifier, clock: SystemClock, sources: int, db: Path) -> None:
+    """Until stopped: fetch and store, ping the watchdog, keep STATUS= current."""
+    interval = notifier.watchdog_interval
+    last_ping = clock.monotonic()
+    shown = ""
+    while not worker.stopping.is_set():
+        worker.tick(1.0 if interval is None else min(1.0, interval / 2))
+        if worker.storage_errors >= MAX_STORAGE_ERRORS:
+            raise StorageError(f"{worker.storage_errors} writes in a row failed on {db}")
+        if interval is not None and clock.monotonic() - last_ping >= interval:
+            notifier.watchdog()
+            last_ping = clock.monotonic()
+        if (line := status_line(worker, sources)) != shown:
+            notifier.status(line)
+            shown = line
+
+
+def status_line(worker: Worker, sources: int) -> str:
+    """STATUS=: what ``systemctl status`` shows of this replica now."""
+    stalled = len(worker.stalled_sources())
+    line = f"ingesting {sources} sources: {worker.stored_batches} batches stored"
+    if worker.waiting:
+        line += f", {worker.waiting} due"
+    if stalled:
+        line += f", {stalled} stalled"
+    return line
