@@ -13,6 +13,10 @@ Crash safety:
   re-derived from the host (the files are already in place), so the next run carries
   them over from the journal (``carried_over``) into its own plan.
 
+Releases a plan installs are installed first, before anything is journaled or
+touched: a version that cannot be installed (or fails its checksum) raises
+``ReleaseError`` with every running unit as it was.
+
 Units of one template (``atlas-api@1``, ``@2`` …) restart in batches of the
 Deployment's ``maxUnavailable`` when its strategy is rolling, each batch verified
 before the next (``batch_check``).
@@ -31,8 +35,10 @@ from reconciler.actions import (
     DaemonReload,
     Disable,
     Enable,
+    InstallRelease,
     MakeDirectory,
     Plan,
+    PruneRelease,
     Reload,
     RemoveFile,
     Restart,
@@ -43,6 +49,7 @@ from reconciler.actions import (
     action_record,
 )
 from reconciler.host.paths import HostLayout
+from reconciler.host.releases import ReleaseError, ReleaseInstaller
 from reconciler.host.runtime import Runtime
 from reconciler.inventory import file_entry, unit_entry
 from reconciler.render.desired import Rendered, UnitSpec
@@ -96,10 +103,28 @@ BatchCheck = Callable[[Sequence[str]], None]
 
 
 class Applier:
-    def __init__(self, layout: HostLayout, runtime: Runtime, store: StateStore) -> None:
+    def __init__(
+        self,
+        layout: HostLayout,
+        runtime: Runtime,
+        store: StateStore,
+        releases: ReleaseInstaller | None = None,
+    ) -> None:
         self.layout = layout
         self.runtime = runtime
         self.store = store
+        self.releases = releases
+
+    def install_releases(self, plan: Plan) -> None:
+        """Every release ``plan`` installs, before any other action; ReleaseError if not."""
+        for action in plan.actions:
+            if isinstance(action, InstallRelease):
+                if self.releases is None:
+                    raise ReleaseError(
+                        f"release {action.release.version}: this reconciler has no release "
+                        "installer"
+                    )
+                self.releases.install(action.release.request)
 
     def apply(
         self,
@@ -115,6 +140,7 @@ class Applier:
         they are marked done and returned in ``deferred`` for the caller to request,
         without blocking, once the run is recorded.
         """
+        self.install_releases(plan)
         run_id = uuid.uuid4().hex[:12]
         result = ApplyResult(run_id)
         remove_stray_temp_files(self.layout, rendered)
@@ -181,6 +207,10 @@ class Applier:
             batch.append(nxt)
         return batch
 
+    def _prune(self, action: PruneRelease) -> None:
+        if self.releases is not None:
+            self.releases.remove(action.version)
+
     def _run(self, action: Action, units: dict[str, UnitSpec], result: ApplyResult) -> None:
         if isinstance(action, WriteFile):
             f = action.file
@@ -192,24 +222,31 @@ class Applier:
         elif isinstance(action, MakeDirectory):
             disk = self.layout.on_disk(action.path)
             disk.mkdir(parents=True, exist_ok=True, mode=action.mode)
+        elif isinstance(action, PruneRelease):
+            self._prune(action)
         elif isinstance(action, DaemonReload):
             self.runtime.daemon_reload()
         elif isinstance(action, UnitAction):
-            spec = units.get(action.unit)
-            if spec is not None and isinstance(action, Start | Enable):
-                self.store.record_unit(unit_entry(spec))
-            if isinstance(action, Start | Restart):
-                self.runtime.reset_failed(action.unit)
-            {
-                "start": self.runtime.start,
-                "stop": self.runtime.stop,
-                "restart": self.runtime.restart,
-                "reload": self.runtime.reload,
-                "enable": self.runtime.enable,
-                "disable": self.runtime.disable,
-            }[action.verb](action.unit)
-            if isinstance(action, Start | Restart | Reload):
-                result.touched_units.append(action.unit)
-            if isinstance(action, Disable) and spec is None:
-                self.store.forget_unit(action.unit)
+            self._run_unit(action, units, result)
         result.done.append(action)
+
+    def _run_unit(
+        self, action: UnitAction, units: dict[str, UnitSpec], result: ApplyResult
+    ) -> None:
+        spec = units.get(action.unit)
+        if spec is not None and isinstance(action, Start | Enable):
+            self.store.record_unit(unit_entry(spec))
+        if isinstance(action, Start | Restart):
+            self.runtime.reset_failed(action.unit)
+        {
+            "start": self.runtime.start,
+            "stop": self.runtime.stop,
+            "restart": self.runtime.restart,
+            "reload": self.runtime.reload,
+            "enable": self.runtime.enable,
+            "disable": self.runtime.disable,
+        }[action.verb](action.unit)
+        if isinstance(action, Start | Restart | Reload):
+            result.touched_units.append(action.unit)
+        if isinstance(action, Disable) and spec is None:
+            self.store.forget_unit(action.unit)

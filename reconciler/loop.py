@@ -40,6 +40,7 @@ from reconciler.errors import (
 from reconciler.host.lock import reconcile_lock
 from reconciler.host.paths import HostLayout
 from reconciler.host.probe import HttpProbe
+from reconciler.host.releases import ReleaseError, ReleaseInstaller
 from reconciler.host.runtime import Runtime, UnitCommandFailed, UnitState
 from reconciler.metrics import ReconcilerMetrics
 from reconciler.model import Revision
@@ -73,6 +74,7 @@ class Host:
     http: HttpProbe
     clock: Clock
     facts: HostFacts
+    releases: ReleaseInstaller | None = None  # installs spec.releases' versions
 
 
 @dataclass
@@ -109,7 +111,7 @@ class Reconciler:
         self.options = options or Options()
         self.env = target.environment
         self.recorder = Recorder(store, self.metrics, self.env, self.log)
-        self.applier = Applier(host.layout, host.runtime, store)
+        self.applier = Applier(host.layout, host.runtime, store, host.releases)
         base = host.layout.on_disk(host.layout.reconciler_dir)
         self.cache: Path = base / "git"
         self.lock_path: Path = base / "lock"
@@ -307,7 +309,7 @@ class Reconciler:
             verdict = self._verify(touched, baseline)
         except VerificationFailed as exc:
             verdict = exc.verdict
-        except (UnitCommandFailed, OSError) as exc:
+        except (UnitCommandFailed, ReleaseError, OSError) as exc:
             verdict = Verdict(False, str(exc))
         self.recorder.finish(rev, revision, trigger, verdict.ok, verdict.reason, len(plan.actions))
         for action in deferred:  # recorded: now the reconciler's service may change

@@ -53,7 +53,10 @@ def _triggers(service: Service) -> tuple[str, str | None]:
 def _values(i: Inputs, service: Service, d: model.Deployment) -> dict[str, Any]:
     template_unit = d.replicas > 1
     config_path = str(i.config_path(service.component))
-    args = [i.ctx.facts.python, "-m", "atlas", *service.command, "--config", config_path]
+    python = i.ctx.facts.python
+    if i.settings.releases is not None:  # the venv of its version's release
+        python = str(i.layout.releases_dir / d.version / "bin/python")
+    args = [python, "-m", "atlas", *service.command, "--config", config_path]
     if template_unit:
         args += ["--instance", "%i"]
     restart_trigger, reload_trigger = _triggers(service)
