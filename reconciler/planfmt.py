@@ -48,7 +48,7 @@ def as_text(plan: Plan, diffs: bool = True) -> str:
         created = isinstance(a, WriteFile) and a.created
         symbol = "+" if created else _SYMBOL.get(a.verb, "?")
         target = f" {a.target}" if a.target else ""
-        lines.append(f"  {symbol} {_verb(a.verb, created):<15}{target}  ({a.reason})")
+        lines.append(f"  {symbol} {_verb(a.verb, created):<13}{target}  ({a.reason})")
     if diffs:
         for change in plan.changes:
             if change.sensitive:
