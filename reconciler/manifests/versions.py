@@ -21,6 +21,7 @@ def release_problems(manifests: Sequence[Manifest], installed: str) -> list[Prob
     deployments = [m for m in manifests if m.kind == "Deployment"]
     if env is not None and "releases" in env.spec:
         return _checksum_conflicts(deployments)
+    where = env.ref if env is not None else "the Environment"
     problems = []
     for m in deployments:
         version = m.spec.get("version")
@@ -28,10 +29,10 @@ def release_problems(manifests: Sequence[Manifest], installed: str) -> list[Prob
             problems.append(
                 m.problem(
                     ("spec", "version"),
-                    f"spec.version: {m.ref} asks for Atlas {version}, but this host runs "
-                    f"Atlas {installed} and the Environment sets no spec.releases to install "
-                    f"{version} from: set spec.releases.source (a folder of wheels or a "
-                    f"package index) in the Environment, or use version {installed}",
+                    f"spec.version: Atlas {version} is not the Atlas this host runs "
+                    f"({installed}), and no spec.releases says where to install {version} "
+                    f"from: set spec.releases.source (a folder of wheels or a package index) "
+                    f"in {where}, or use version {installed}",
                 )
             )
         elif "sha256" in m.spec:

@@ -3,6 +3,7 @@ when they cannot run; with the in-memory installer on a folder host."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -10,7 +11,15 @@ import pytest
 from reconciler import planfmt
 from reconciler.apply import Applier
 from reconciler.errors import ManifestError
-from reconciler.host.releases import ReleaseError, ReleaseRequest, in_use
+from reconciler.host.releases import (
+    MARKER,
+    PipInstaller,
+    ReleaseError,
+    ReleaseRequest,
+    in_use,
+    read_installed,
+    shown,
+)
 from reconciler.manifests.assemble import assemble
 from reconciler.manifests.load import load_repository
 from seams.build import version
@@ -76,8 +85,11 @@ def test_another_version_without_releases_is_refused_with_the_fix(
         host.plan(example_repo, "development")
     (problem,) = caught.value.problems
     assert problem.ref == "Deployment/api" and problem.file == "base/deployments.yaml"
-    assert f"asks for Atlas 0.2.0, but this host runs Atlas {OWN}" in problem.message
-    assert "set spec.releases.source" in problem.message
+    assert problem.message.startswith(
+        f"spec.version: Atlas 0.2.0 is not the Atlas this host runs ({OWN}), and no "
+        "spec.releases says where to install 0.2.0 from: set spec.releases.source"
+    )
+    assert problem.message.endswith(f"in Environment/development, or use version {OWN}")
 
 
 def test_releases_install_before_anything_and_units_run_them(
@@ -142,3 +154,54 @@ def test_old_releases_are_pruned_after_the_units_keeping_what_units_use(
 def test_a_version_still_named_by_a_unit_file_is_kept() -> None:
     units = {"a": f"ExecStart={RELEASES}/0.3.0/bin/python -m atlas api\n", "b": "ExecStart=/x"}
     assert in_use(units, RELEASES) == {"0.3.0"}
+
+
+def test_one_version_has_one_checksum_and_a_checksum_needs_releases(
+    host: FolderHost, example_repo: Path
+) -> None:
+    set_version(example_repo, "api", "0.1.0", f"  sha256: {'ab' * 32}\n")
+    with pytest.raises(ManifestError, match=r"spec\.sha256: checked only when the release is"):
+        host.plan(example_repo, "development")
+    with_releases(example_repo)
+    set_version(example_repo, "core", "0.1.0", f"  sha256: {'cd' * 32}\n")
+    with pytest.raises(ManifestError) as caught:
+        host.plan(example_repo, "development")
+    (problem,) = caught.value.problems
+    assert problem.ref == "Deployment/core"
+    assert problem.message == (
+        "spec.sha256: version 0.1.0 is one release, but Deployment/api gives its wheel "
+        f"sha256 {'ab' * 32}: expected the same"
+    )
+
+
+def test_a_half_install_is_not_installed_and_an_installed_release_never_changes(
+    tmp_path: Path,
+) -> None:
+    releases = tmp_path / "releases"
+    (releases / "0.3.0/bin").mkdir(parents=True)  # no marker: killed mid-install
+    (releases / "0.4.0").mkdir()
+    marker = {"version": "0.4.0", "wheel_sha256": "ab" * 32, "installed_at": 5.0}
+    (releases / "0.4.0" / MARKER).write_text(json.dumps(marker))
+    assert list(read_installed(releases)) == ["0.4.0"]
+    installer = PipInstaller(releases, "/nonexistent/python")
+    assert installer.install(ReleaseRequest("0.4.0", WHEELS)).installed_at == 5.0
+    with pytest.raises(ReleaseError, match="releases are immutable"):
+        installer.install(ReleaseRequest("0.4.0", WHEELS, "cd" * 32))
+
+
+def test_an_index_url_never_shows_its_credentials() -> None:
+    assert shown("https://ops:hunter2@pypi.example/simple") == "https://pypi.example/simple"
+    assert shown("/srv/wheels") == "/srv/wheels"
+
+
+def test_a_pull_request_plan_installs_only_the_new_version(example_repo: Path) -> None:
+    from reconciler import pipeline
+    from reconciler.observe import simulated
+
+    with_releases(example_repo)
+    base = FolderHost(example_repo.parent / "base").prepare(example_repo, "development")
+    set_version(example_repo, "api", "0.2.0")
+    head = FolderHost(example_repo.parent / "head").prepare(example_repo, "development")
+    plan = pipeline.plan_revision(head, pipeline.SimulatedHost(base.rendered)).plan
+    assert [a.target for a in plan.actions if a.verb == "install-release"] == [f"{RELEASES}/0.2.0"]
+    assert simulated(base.rendered).releases.keys() == {"0.1.0"}
