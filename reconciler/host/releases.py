@@ -33,7 +33,9 @@ from reconciler.errors import PermanentError
 
 MARKER = "release.json"
 TEMP_PREFIX = ".installing-"
-INSTALL_TIMEOUT_S = 900.0  # a whole venv from a slow index; the rollout waits for it
+# a whole venv from a slow index, all steps together; well inside the ten minutes a
+# --watch daemon's watchdog allows one cycle beyond its interval
+INSTALL_TIMEOUT_S = 480.0
 
 
 class ReleaseError(PermanentError):
@@ -139,6 +141,7 @@ class PipInstaller:
         self.python = python
         self.log = log
         self.uv = uv if uv is not None else shutil.which("uv")
+        self._deadline = 0.0
 
     def install(self, request: ReleaseRequest) -> InstalledRelease:
         have = read_installed(self.dir).get(request.version)
@@ -154,6 +157,7 @@ class PipInstaller:
         for stray in self.dir.glob(f"{TEMP_PREFIX}*"):
             shutil.rmtree(stray, ignore_errors=True)
         started = time.monotonic()
+        self._deadline = started + INSTALL_TIMEOUT_S
         work = Path(tempfile.mkdtemp(prefix=f"{TEMP_PREFIX}{request.version}-", dir=self.dir))
         try:
             release = self._build(request, work)
@@ -226,7 +230,8 @@ class PipInstaller:
 
     def _download(self, request: ReleaseRequest, dest: Path) -> Path:
         where = f"release {request.version} from {shown(request.source)}"
-        argv = [self.python, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:",
+        argv = [self.python, "-m", "pip", "download", "--quiet", "--no-cache-dir", "--no-deps",
+                "--only-binary=:all:",
                 "--dest", str(dest), *self._source_args(request.source),
                 f"atlas=={request.version}"]  # fmt: skip
         self._run(where, argv, "finding the atlas wheel")
@@ -238,10 +243,11 @@ class PipInstaller:
     def _install_argv(self, request: ReleaseRequest, venv: Path, wheel: Path) -> list[str]:
         source = self._source_args(request.source)
         if self.uv:
-            return [self.uv, "pip", "install", "--quiet", "--python", str(venv / "bin/python"),
+            return [self.uv, "pip", "install", "--quiet", "--no-cache",
+                    "--python", str(venv / "bin/python"),
                     *source, str(wheel)]  # fmt: skip
-        return [str(venv / "bin/python"), "-m", "pip", "install", "--quiet",
-                "--disable-pip-version-check", *source, str(wheel)]  # fmt: skip
+        return [str(venv / "bin/python"), "-m", "pip", "install", "--quiet", "--no-cache-dir",
+                *source, str(wheel)]  # fmt: skip
 
     def _run(self, where: str, argv: list[str], doing: str) -> None:
         try:
@@ -250,13 +256,16 @@ class PipInstaller:
                 env=_clean_env(),
                 capture_output=True,
                 text=True,
-                timeout=INSTALL_TIMEOUT_S,
+                timeout=max(1.0, self._deadline - time.monotonic()),
                 check=False,
             )
         except OSError as exc:
             raise ReleaseError(f"{where}: {doing} failed: {exc.strerror or exc}") from exc
         except subprocess.TimeoutExpired as exc:
-            raise ReleaseError(f"{where}: {doing} took over {exc.timeout:.0f}s") from exc
+            raise ReleaseError(
+                f"{where}: {doing} did not finish within the {INSTALL_TIMEOUT_S:.0f}s an install "
+                "may take"
+            ) from exc
         if done.returncode != 0:
             tail = _last_lines(done.stderr or done.stdout)
             for arg in argv:  # an index URL's credentials never reach a message
