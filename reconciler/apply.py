@@ -15,7 +15,8 @@ Crash safety:
 
 Releases a plan installs are installed first, before anything is journaled or
 touched: a version that cannot be installed (or fails its checksum) raises
-``ReleaseError`` with every running unit as it was.
+``ReleaseError`` with every running unit as it was. Releases it prunes go once every
+other action ran (their journal entries are only markers).
 
 Units of one template (``atlas-api@1``, ``@2`` …) restart in batches of the
 Deployment's ``maxUnavailable`` when its strategy is rolling, each batch verified
@@ -126,6 +127,12 @@ class Applier:
                     )
                 self.releases.install(action.release.request)
 
+    def prune_releases(self, plan: Plan) -> None:
+        """The releases ``plan`` prunes, once every unit action ran (upkeep: never fails)."""
+        for action in plan.actions:
+            if isinstance(action, PruneRelease) and self.releases is not None:
+                self.releases.remove(action.version)
+
     def apply(
         self,
         plan: Plan,
@@ -171,6 +178,7 @@ class Applier:
             if progress:
                 progress(action)
             i += 1
+        self.prune_releases(plan)
         self.store.replace_units([unit_entry(u) for u in rendered.units])
         self.store.journal_clear()
         return result
@@ -207,10 +215,6 @@ class Applier:
             batch.append(nxt)
         return batch
 
-    def _prune(self, action: PruneRelease) -> None:
-        if self.releases is not None:
-            self.releases.remove(action.version)
-
     def _run(self, action: Action, units: dict[str, UnitSpec], result: ApplyResult) -> None:
         if isinstance(action, WriteFile):
             f = action.file
@@ -222,31 +226,24 @@ class Applier:
         elif isinstance(action, MakeDirectory):
             disk = self.layout.on_disk(action.path)
             disk.mkdir(parents=True, exist_ok=True, mode=action.mode)
-        elif isinstance(action, PruneRelease):
-            self._prune(action)
         elif isinstance(action, DaemonReload):
             self.runtime.daemon_reload()
         elif isinstance(action, UnitAction):
-            self._run_unit(action, units, result)
+            spec = units.get(action.unit)
+            if spec is not None and isinstance(action, Start | Enable):
+                self.store.record_unit(unit_entry(spec))
+            if isinstance(action, Start | Restart):
+                self.runtime.reset_failed(action.unit)
+            {
+                "start": self.runtime.start,
+                "stop": self.runtime.stop,
+                "restart": self.runtime.restart,
+                "reload": self.runtime.reload,
+                "enable": self.runtime.enable,
+                "disable": self.runtime.disable,
+            }[action.verb](action.unit)
+            if isinstance(action, Start | Restart | Reload):
+                result.touched_units.append(action.unit)
+            if isinstance(action, Disable) and spec is None:
+                self.store.forget_unit(action.unit)
         result.done.append(action)
-
-    def _run_unit(
-        self, action: UnitAction, units: dict[str, UnitSpec], result: ApplyResult
-    ) -> None:
-        spec = units.get(action.unit)
-        if spec is not None and isinstance(action, Start | Enable):
-            self.store.record_unit(unit_entry(spec))
-        if isinstance(action, Start | Restart):
-            self.runtime.reset_failed(action.unit)
-        {
-            "start": self.runtime.start,
-            "stop": self.runtime.stop,
-            "restart": self.runtime.restart,
-            "reload": self.runtime.reload,
-            "enable": self.runtime.enable,
-            "disable": self.runtime.disable,
-        }[action.verb](action.unit)
-        if isinstance(action, Start | Restart | Reload):
-            result.touched_units.append(action.unit)
-        if isinstance(action, Disable) and spec is None:
-            self.store.forget_unit(action.unit)
