@@ -205,3 +205,13 @@ def test_a_pull_request_plan_installs_only_the_new_version(example_repo: Path) -
     plan = pipeline.plan_revision(head, pipeline.SimulatedHost(base.rendered)).plan
     assert [a.target for a in plan.actions if a.verb == "install-release"] == [f"{RELEASES}/0.2.0"]
     assert simulated(base.rendered).releases.keys() == {"0.1.0"}
+
+
+def test_atlas_validate_refuses_a_version_this_atlas_cannot_run(example_repo: Path, capsys) -> None:
+    from atlas.cli import main
+
+    set_version(example_repo, "api", "0.2.0")
+    assert main(["validate", str(example_repo), "--env", "development"]) == 1
+    assert "spec.version: Atlas 0.2.0 is not the Atlas this host runs" in capsys.readouterr().out
+    with_releases(example_repo)
+    assert main(["validate", str(example_repo), "--env", "development"]) == 0
