@@ -16,8 +16,8 @@ import importlib
 import sys
 from collections.abc import Callable, Sequence
 
-from atlas import __version__
 from atlas.commands.args import EXIT_ERROR, EXIT_OK
+from seams import build
 
 COMMAND_MODULES = (
     "atlas.commands.manifests",
@@ -36,7 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="atlas",
         description="Atlas: content ingestion operated from git.",
     )
-    parser.add_argument("--version", action="version", version=f"atlas {__version__}")
+    parser.add_argument("--version", action="version", version=f"atlas {build.version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for name in COMMAND_MODULES:

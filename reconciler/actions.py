@@ -12,7 +12,7 @@ from pathlib import PurePosixPath
 from typing import Any, ClassVar
 
 from reconciler.model import Revision
-from reconciler.render.desired import DesiredFile
+from reconciler.render.desired import DesiredFile, DesiredRelease
 
 
 @dataclass(frozen=True)
@@ -63,6 +63,38 @@ class MakeDirectory(Action):
     verb: ClassVar[str] = "mkdir"
     path: PurePosixPath
     mode: int
+
+    @property
+    def target(self) -> str:
+        return str(self.path)
+
+
+@dataclass(frozen=True)
+class InstallRelease(Action):
+    """Install a release before any unit changes: a failure fails the rollout first."""
+
+    verb: ClassVar[str] = "install-release"
+    release: DesiredRelease
+
+    @property
+    def target(self) -> str:
+        return str(self.release.path)
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            **super().as_dict(),
+            "version": self.release.version,
+            "sha256": self.release.request.sha256,
+        }
+
+
+@dataclass(frozen=True)
+class PruneRelease(Action):
+    """Remove a release no unit uses and older than the ``keep`` newest."""
+
+    verb: ClassVar[str] = "prune-release"
+    version: str
+    path: PurePosixPath
 
     @property
     def target(self) -> str:

@@ -13,6 +13,11 @@ Crash safety:
   re-derived from the host (the files are already in place), so the next run carries
   them over from the journal (``carried_over``) into its own plan.
 
+Releases a plan installs are installed first, before anything is journaled or
+touched: a version that cannot be installed (or fails its checksum) raises
+``ReleaseError`` with every running unit as it was. Releases it prunes go once every
+other action ran (their journal entries are only markers).
+
 Units of one template (``atlas-api@1``, ``@2`` …) restart in batches of the
 Deployment's ``maxUnavailable`` when its strategy is rolling, each batch verified
 before the next (``batch_check``).
@@ -31,8 +36,10 @@ from reconciler.actions import (
     DaemonReload,
     Disable,
     Enable,
+    InstallRelease,
     MakeDirectory,
     Plan,
+    PruneRelease,
     Reload,
     RemoveFile,
     Restart,
@@ -43,6 +50,7 @@ from reconciler.actions import (
     action_record,
 )
 from reconciler.host.paths import HostLayout
+from reconciler.host.releases import ReleaseError, ReleaseInstaller
 from reconciler.host.runtime import Runtime
 from reconciler.inventory import file_entry, unit_entry
 from reconciler.render.desired import Rendered, UnitSpec
@@ -96,10 +104,34 @@ BatchCheck = Callable[[Sequence[str]], None]
 
 
 class Applier:
-    def __init__(self, layout: HostLayout, runtime: Runtime, store: StateStore) -> None:
+    def __init__(
+        self,
+        layout: HostLayout,
+        runtime: Runtime,
+        store: StateStore,
+        releases: ReleaseInstaller | None = None,
+    ) -> None:
         self.layout = layout
         self.runtime = runtime
         self.store = store
+        self.releases = releases
+
+    def install_releases(self, plan: Plan) -> None:
+        """Every release ``plan`` installs, before any other action; ReleaseError if not."""
+        for action in plan.actions:
+            if isinstance(action, InstallRelease):
+                if self.releases is None:
+                    raise ReleaseError(
+                        f"release {action.release.version}: this reconciler has no release "
+                        "installer"
+                    )
+                self.releases.install(action.release.request)
+
+    def prune_releases(self, plan: Plan) -> None:
+        """The releases ``plan`` prunes, once every unit action ran (upkeep: never fails)."""
+        for action in plan.actions:
+            if isinstance(action, PruneRelease) and self.releases is not None:
+                self.releases.remove(action.version)
 
     def apply(
         self,
@@ -115,6 +147,7 @@ class Applier:
         they are marked done and returned in ``deferred`` for the caller to request,
         without blocking, once the run is recorded.
         """
+        self.install_releases(plan)
         run_id = uuid.uuid4().hex[:12]
         result = ApplyResult(run_id)
         remove_stray_temp_files(self.layout, rendered)
@@ -145,6 +178,7 @@ class Applier:
             if progress:
                 progress(action)
             i += 1
+        self.prune_releases(plan)
         self.store.replace_units([unit_entry(u) for u in rendered.units])
         self.store.journal_clear()
         return result

@@ -109,7 +109,15 @@ def _settings(m: Manifest) -> model.Settings:
         reconciler_metrics_listen=v("reconciler.metricsListen"),
         reconciler_metrics_port=v("reconciler.metricsPort"),
         webhook_secret=v.get("reconciler.webhookSecret"),
+        releases=_releases(v),
     )
+
+
+def _releases(v: Values) -> model.Releases | None:
+    if not v.has("releases"):
+        return None
+    r = v.block("releases")
+    return model.Releases(source=r("source"), keep=r("keep"))
 
 
 def _source(m: Manifest, repo_root: Path) -> model.Source:
@@ -223,6 +231,7 @@ def _deployment(m: Manifest) -> model.Deployment:
             interval_s=_seconds(rs, "interval"),
         ),
         health=_health(v),
+        sha256=v.get("sha256"),
     )
 
 

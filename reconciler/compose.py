@@ -23,6 +23,7 @@ from reconciler.actions import Action, Plan
 from reconciler.errors import ReconcilerError, UsageError
 from reconciler.host.paths import HostLayout, Scope, host_layout
 from reconciler.host.probe import HttpxProbe
+from reconciler.host.releases import PipInstaller
 from reconciler.host.runtime import Systemctl
 from reconciler.inventory import Inventory
 from reconciler.loop import Host, Options, Reconciler
@@ -82,8 +83,14 @@ class Access:
             )
         return StateStore(self.state_path)
 
-    def host(self) -> Host:
-        return Host(self.layout, self.runtime(), HttpxProbe(), SystemClock(), self.facts)
+    def host(self, log: Log = _quiet) -> Host:
+        facts = self.facts
+        releases = PipInstaller(
+            self.layout.on_disk(self.layout.releases_dir),
+            facts.python,
+            lambda message: log("info", message),
+        )
+        return Host(self.layout, self.runtime(), HttpxProbe(), SystemClock(), facts, releases)
 
 
 @dataclass(frozen=True)
@@ -132,7 +139,7 @@ def reconciler(
     options = replace(options or Options(), self_unit=access.environ.get("ATLAS_UNIT") or None)
     return Reconciler(
         target,
-        access.host(),
+        access.host(log),
         store,
         access.secrets_for,
         metrics=ReconcilerMetrics(),

@@ -40,6 +40,7 @@ from reconciler.errors import (
 from reconciler.host.lock import reconcile_lock
 from reconciler.host.paths import HostLayout
 from reconciler.host.probe import HttpProbe
+from reconciler.host.releases import ReleaseError, ReleaseInstaller
 from reconciler.host.runtime import Runtime, UnitCommandFailed, UnitState
 from reconciler.metrics import ReconcilerMetrics
 from reconciler.model import Revision
@@ -77,6 +78,7 @@ class Host:
     http: HttpProbe
     clock: Clock
     facts: HostFacts
+    releases: ReleaseInstaller | None = None  # installs spec.releases' versions
 
 
 @dataclass
@@ -115,7 +117,7 @@ class Reconciler:
         self.options = options or Options()
         self.env = target.environment
         self.recorder = Recorder(store, self.metrics, self.env, self.log)
-        self.applier = Applier(host.layout, host.runtime, store)
+        self.applier = Applier(host.layout, host.runtime, store, host.releases)
         base = host.layout.on_disk(host.layout.reconciler_dir)
         self.cache: Path = base / "git"
         self.lock_path: Path = base / "lock"
@@ -335,7 +337,7 @@ class Reconciler:
         except UnitCommandFailed as exc:
             failed = (UnitHealth(exc.unit, False, str(exc)),) if exc.unit else ()
             verdict = Verdict(False, str(exc), failed)
-        except OSError as exc:
+        except (ReleaseError, OSError) as exc:
             verdict = Verdict(False, str(exc))
         if not verdict.ok:
             verdict = explained(verdict, self.host.runtime, _secret_values(prepared))

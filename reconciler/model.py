@@ -149,6 +149,15 @@ class Deployment:
     resources: Resources
     restart: RestartPolicy
     health: HealthCheck
+    sha256: str | None  # of the version's atlas wheel, checked before installing
+
+
+@dataclass(frozen=True)
+class Releases:
+    """``spec.releases``: where each version's Atlas is installed from."""
+
+    source: str  # a folder of wheels, a file:// URL or a package index URL
+    keep: int  # installed releases kept for rollback
 
 
 @dataclass(frozen=True)
@@ -193,6 +202,7 @@ class Settings:
     reconciler_metrics_listen: str
     reconciler_metrics_port: int
     webhook_secret: str | None
+    releases: Releases | None  # None: every version runs the Atlas installed here
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 
 from reconciler.host.paths import HostLayout
+from reconciler.host.releases import InstalledRelease, read_installed
 from reconciler.host.runtime import Runtime, UnitState
 from reconciler.inventory import Inventory
 from reconciler.render.desired import Rendered
@@ -38,6 +39,7 @@ class Observed:
     files: Mapping[PurePosixPath, ObservedFile]
     directories: Mapping[PurePosixPath, bool]
     units: Mapping[str, UnitState] | None  # None: no runtime to ask
+    releases: Mapping[str, InstalledRelease] = field(default_factory=dict)
 
     def file(self, path: PurePosixPath) -> ObservedFile:
         return self.files.get(path, MISSING)
@@ -73,7 +75,8 @@ def observe(
     if runtime is not None:
         names = sorted({u.name for u in rendered.units} | set(inventory.units))
         units = runtime.unit_states(names)
-    return Observed(files, directories, units)
+    releases = read_installed(layout.on_disk(layout.releases_dir)) if rendered.keep_releases else {}
+    return Observed(files, directories, units, releases)
 
 
 def simulated(rendered: Rendered) -> Observed:
@@ -90,4 +93,6 @@ def simulated(rendered: Rendered) -> Observed:
         )
         for u in rendered.units
     }
-    return Observed(files, directories, units)
+    releases = {r.version: InstalledRelease(r.version, r.request.sha256 or "", 0.0)
+                for r in rendered.releases}  # fmt: skip
+    return Observed(files, directories, units, releases)

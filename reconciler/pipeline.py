@@ -27,6 +27,7 @@ from reconciler.host.runtime import Runtime
 from reconciler.inventory import Inventory
 from reconciler.manifests.assemble import EnvManifests, assemble
 from reconciler.manifests.load import Limits, RepoDocuments, load_repository
+from reconciler.manifests.versions import release_problems
 from reconciler.model import DesiredState, ReconcilerInvocation, Revision
 from reconciler.observe import Observed, observe, simulated
 from reconciler.plan import carried_over, plan
@@ -147,8 +148,12 @@ def prepare(
     secrets: SecretsSource | None,
     repo: RepoDocuments | None = None,
 ) -> Prepared:
-    """Validate, build and render one environment of a checkout."""
+    """Validate, build and render one environment of a checkout; a Deployment's version
+    this host cannot run (``release_problems``) is refused here."""
     manifests = validated(co, environment, repo)
+    problems = release_problems(manifests.manifests, ctx.facts.atlas_version)
+    if problems:
+        raise ManifestError(problems)
     desired = build_stage.build(manifests, co.revision, co.root, secrets)
     return Prepared(co, manifests, desired, render(desired, ctx))
 

@@ -14,8 +14,13 @@ How unit changes are decided (after NixOS's switch-to-configuration):
 * a unit no longer desired, and listed in the inventory, is stopped, disabled and
   its files removed. Files and units not in the inventory are never touched.
 
-Order: stop → disable → remove files → make directories → write config and env
-files → write unit files → daemon-reload → reload → restart → start → enable, with
+Releases (``spec.releases``): every version a unit runs that is not installed is
+installed first, before anything stops, so a version that cannot be installed fails
+the rollout with the running units untouched; releases beyond the ``keep`` newest that
+no unit uses (desired, or named by a unit file now on the host) are pruned last.
+
+Order: install releases → stop → disable → remove files → make directories → write config and env
+files → write unit files → daemon-reload → reload → restart → start → enable → prune releases, with
 starts in component order (core, api, services, monitoring) and stops in reverse.
 
 ``carried_over`` adds what a killed run still owed (from its journal): restarts,
@@ -37,8 +42,10 @@ from reconciler.actions import (
     Disable,
     Enable,
     FileChange,
+    InstallRelease,
     MakeDirectory,
     Plan,
+    PruneRelease,
     Reload,
     RemoveFile,
     Restart,
@@ -47,6 +54,7 @@ from reconciler.actions import (
     WriteFile,
 )
 from reconciler.host import unitfile
+from reconciler.host.releases import in_use
 from reconciler.inventory import Inventory
 from reconciler.model import COMPONENTS, Revision
 from reconciler.observe import Observed
@@ -212,6 +220,37 @@ def _needs_daemon_reload(files: _Files, observed: Observed, inventory: Inventory
     )
 
 
+def _release_pass(
+    rendered: Rendered, observed: Observed, inventory: Inventory
+) -> tuple[list[InstallRelease], list[PruneRelease]]:
+    installs: list[InstallRelease] = []
+    for r in rendered.releases:
+        have = observed.releases.get(r.version)
+        if have is None:
+            installs.append(InstallRelease("not installed on this host", r))
+        elif r.request.sha256 and have.wheel_sha256 not in ("", r.request.sha256):
+            why = f"installed from another atlas wheel (sha256 {have.wheel_sha256[:12]}…)"
+            installs.append(InstallRelease(why, r))
+    where = rendered.releases_dir
+    if not rendered.keep_releases or where is None:
+        return installs, []
+    units = {
+        str(path): (observed.file(path).content or b"").decode("utf-8", "replace")
+        for path, entry in inventory.files.items()
+        if entry.kind == "unit"
+    }
+    used = {r.version for r in rendered.releases} | in_use(units, str(where))
+    by_age = sorted(observed.releases.values(), key=lambda r: -r.installed_at)
+    newest = [i.release.version for i in installs] + [r.version for r in by_age]
+    keep = used | set(newest[: rendered.keep_releases])
+    prunes = [
+        PruneRelease(f"older than the {rendered.keep_releases} newest and used by no unit", v,
+                     where / v)
+        for v in sorted(set(observed.releases) - keep)
+    ]  # fmt: skip
+    return installs, prunes
+
+
 def plan(
     rendered: Rendered,
     observed: Observed,
@@ -221,6 +260,7 @@ def plan(
     revision: Revision,
 ) -> Plan:
     files = _file_pass(rendered, observed, inventory)
+    installs, prunes = _release_pass(rendered, observed, inventory)
     mkdirs = [
         MakeDirectory("data folder of the platform", d.path, d.mode)
         for d in rendered.directories
@@ -245,6 +285,7 @@ def plan(
         key=lambda w: (w.file.kind == "unit", _ORDER.get(w.file.component, 99), str(w.file.path))
     )
     actions: list[Action] = [
+        *installs,
         *stops,
         *units["disable"],
         *files.removes,
@@ -255,6 +296,7 @@ def plan(
         *units["restart"],
         *units["start"],
         *units["enable"],
+        *prunes,
     ]
     return Plan(environment, revision, tuple(actions), tuple(files.changes))
 
@@ -285,9 +327,10 @@ def carried_over(plan: Plan, pending: Iterable[Mapping[str, Any]], rendered: Ren
         have.add((verb, target))
     if not extra:
         return plan
-    head = [a for a in plan.actions if a.verb not in (*_PHASE, "enable")]
+    last = ("enable", "prune-release")
+    head = [a for a in plan.actions if a.verb not in (*_PHASE, *last)]
     tail = sorted(
         [*(a for a in plan.actions if a.verb in _PHASE), *extra], key=lambda a: _PHASE[a.verb]
     )
-    enables = [a for a in plan.actions if a.verb == "enable"]
+    enables = [a for v in last for a in plan.actions if a.verb == v]
     return Plan(plan.environment, plan.revision, (*head, *tail, *enables), plan.changes)

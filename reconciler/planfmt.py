@@ -13,6 +13,7 @@ from reconciler.actions import Plan, WriteFile
 from reconciler.errors import Problem
 
 _SYMBOL = {
+    "install-release": "⇣",
     "write": "~",
     "remove": "-",
     "mkdir": "+",
@@ -23,6 +24,7 @@ _SYMBOL = {
     "restart": "⟳",
     "start": "▶",
     "enable": "●",
+    "prune-release": "✗",
 }
 
 

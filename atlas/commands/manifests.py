@@ -17,6 +17,7 @@ from atlas.commands.args import (
     add_output,
 )
 from atlas.commands.common import access_of, print_json, shown_path
+from seams import build
 
 
 def register(sub: Subparsers) -> None:
@@ -65,10 +66,13 @@ def validate(args: argparse.Namespace) -> int:
         print(f"atlas: error: {args.path}: no such folder", file=sys.stderr)
         return EXIT_ERROR
     repo = reconciler.load_repository(root)
+    own = build.version()  # a Deployment's version must be this Atlas, or have spec.releases
     if args.env:
-        results = reconciler.validate_repository(repo, args.env)
+        results = reconciler.validate_repository(repo, args.env, installed=own)
+    elif repo.environments or repo.problems:
+        results = reconciler.validate_repository(repo, installed=own)
     else:
-        results = reconciler.validate_repository(repo) if repo.environments or repo.problems else {}
+        results = {}
     problems = reconciler.all_problems(results, repo)
     prefix = "" if args.path == "." else args.path
     if args.output == "json":

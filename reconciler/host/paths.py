@@ -34,6 +34,11 @@ class HostLayout:
         """The reconciler's own state: state DB, lock, git cache."""
         return self.state_dir / "reconciler"
 
+    @property
+    def releases_dir(self) -> PurePosixPath:
+        """Installed Atlas releases, one venv per version (``host.releases``)."""
+        return self.state_dir / "releases"
+
     def on_disk(self, path: PurePosixPath | str) -> Path:
         """The file as seen from this process: ``root`` + host path."""
         p = PurePosixPath(path)

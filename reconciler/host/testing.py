@@ -1,14 +1,25 @@
 """In-memory doubles of the reconciler's host seams, for fast tests.
 
-Never used by Atlas itself: the service manager here starts units instantly, and the
-HTTP probe answers what a test tells it to.
+Never used by Atlas itself: the service manager here starts units instantly, the
+HTTP probe answers what a test tells it to, and releases install in no time.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import json
+import shutil
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import replace
+from pathlib import Path
 
+from reconciler.host.releases import (
+    MARKER,
+    InstalledRelease,
+    ReleaseError,
+    ReleaseRequest,
+    read_installed,
+)
 from seams.systemd import UnitState
 
 
@@ -106,3 +117,36 @@ class FakeProbe:
                     raise OSError("connection refused")
                 return code
         return 200
+
+
+class FakeInstaller:
+    """Installs releases instantly as a folder holding only the marker (real files,
+    so observing the host finds them); versions in ``failing`` cannot be installed."""
+
+    def __init__(self, releases_dir: Path, clock: Callable[[], float] = time.time) -> None:
+        self.dir = releases_dir
+        self.clock = clock
+        self.failing: set[str] = set()
+        self.calls: list[tuple[str, str]] = []
+
+    def install(self, request: ReleaseRequest) -> InstalledRelease:
+        self.calls.append(("install", request.version))
+        if request.version in self.failing:
+            raise ReleaseError(f"release {request.version} from {request.source}: not found")
+        have = read_installed(self.dir).get(request.version)
+        if have is not None:
+            return have
+        release = InstalledRelease(request.version, request.sha256 or "0" * 64, self.clock())
+        folder = self.dir / request.version
+        folder.mkdir(parents=True, exist_ok=True)
+        marker = {
+            "version": release.version,
+            "wheel_sha256": release.wheel_sha256,
+            "installed_at": release.installed_at,
+        }
+        (folder / MARKER).write_text(json.dumps(marker))
+        return release
+
+    def remove(self, version: str) -> None:
+        self.calls.append(("remove", version))
+        shutil.rmtree(self.dir / version, ignore_errors=True)

@@ -5,7 +5,7 @@ problem found, each with file, line, Kind/name and what was expected."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from reconciler.errors import Problem
 from reconciler.manifests.envelope import ENVIRONMENT_ONLY_KINDS, KIND_SCHEMAS
@@ -13,6 +13,7 @@ from reconciler.manifests.load import Limits, RepoDocuments
 from reconciler.manifests.overlay import Manifest, collect, overlay
 from reconciler.manifests.references import reference_problems
 from reconciler.manifests.schema import schema_problems
+from reconciler.manifests.versions import release_problems
 
 
 @dataclass(frozen=True)
@@ -80,11 +81,24 @@ def assemble(repo: RepoDocuments, env: str, limits: Limits | None = None) -> Env
 
 
 def validate_repository(
-    repo: RepoDocuments, envs: Iterable[str] | None = None, limits: Limits | None = None
+    repo: RepoDocuments,
+    envs: Iterable[str] | None = None,
+    limits: Limits | None = None,
+    installed: str | None = None,
 ) -> dict[str, EnvManifests]:
-    """Assemble each environment (all of them when ``envs`` is None)."""
+    """Assemble each environment (all of them when ``envs`` is None); with ``installed``
+    (the Atlas that would run them), versions it cannot run are problems too."""
     chosen = list(envs) if envs is not None else environment_names(repo)
-    return {env: assemble(repo, env, limits) for env in chosen}
+    results = {env: assemble(repo, env, limits) for env in chosen}
+    if installed is None:
+        return results
+    return {
+        env: replace(
+            r,
+            problems=tuple(sorted(set(r.problems) | set(release_problems(r.manifests, installed)))),
+        )
+        for env, r in results.items()
+    }
 
 
 def all_problems(results: Mapping[str, EnvManifests], repo: RepoDocuments) -> list[Problem]:

@@ -151,6 +151,13 @@ def _deployment(ctx: _Context, m: Manifest) -> None:
             f"(first: {first.ref} at {first.file}:{first.line})",
         )
     ctx.components[component] = m
+    strategy = spec.get("strategy", {}).get("type")
+    if strategy in ("blueGreen", "canary"):
+        ctx.add(
+            m,
+            ("spec", "strategy", "type"),
+            f"spec.strategy.type: {strategy} is not implemented yet: use rolling or recreate",
+        )
     if component != "services":
         return
     if spec.get("replicas", 1) != 1:

@@ -16,10 +16,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from reconciler import model
+from reconciler.host.releases import ReleaseRequest
 from reconciler.render import configs
 from reconciler.render.desired import (
     DesiredDirectory,
     DesiredFile,
+    DesiredRelease,
     RenderContext,
     Rendered,
     UnitSpec,
@@ -127,4 +129,27 @@ def render(desired: model.DesiredState, ctx: RenderContext) -> Rendered:
         files += made
         units.append(spec)
     directories = (DesiredDirectory(ctx.layout.data_dir, 0o750),)
-    return Rendered(tuple(files), directories, tuple(units))
+    releases = desired.settings.releases
+    if releases is None:
+        return Rendered(tuple(files), directories, tuple(units))
+    return Rendered(
+        tuple(files),
+        directories,
+        tuple(units),
+        _releases(desired, ctx),
+        releases.keep,
+        ctx.layout.releases_dir,
+    )
+
+
+def _releases(desired: model.DesiredState, ctx: RenderContext) -> tuple[DesiredRelease, ...]:
+    """One release per version the Deployments name, with its wheel's sha256 if given."""
+    assert desired.settings.releases is not None
+    source = desired.settings.releases.source
+    digests: dict[str, str | None] = {}
+    for d in desired.deployments:
+        digests[d.version] = digests.get(d.version) or d.sha256
+    return tuple(
+        DesiredRelease(ReleaseRequest(v, source, digest), ctx.layout.releases_dir / v)
+        for v, digest in sorted(digests.items())
+    )

@@ -16,7 +16,9 @@ from typing import Literal
 
 from reconciler import model
 from reconciler.host.paths import HostLayout
+from reconciler.host.releases import ReleaseRequest
 from reconciler.render.sandbox import hidden_by_private_tmp
+from seams import build
 from seams.resources import PROJECT_ROOT
 
 FileKind = Literal["unit", "config", "env"]
@@ -78,10 +80,25 @@ class UnitSpec:
 
 
 @dataclass(frozen=True)
+class DesiredRelease:
+    """An Atlas release the units run, installed at ``path`` (``<state>/releases/<v>``)."""
+
+    request: ReleaseRequest
+    path: PurePosixPath
+
+    @property
+    def version(self) -> str:
+        return self.request.version
+
+
+@dataclass(frozen=True)
 class Rendered:
     files: tuple[DesiredFile, ...]
     directories: tuple[DesiredDirectory, ...]
     units: tuple[UnitSpec, ...]  # in start order
+    releases: tuple[DesiredRelease, ...] = ()  # empty without spec.releases
+    keep_releases: int = 0  # spec.releases.keep; 0: releases are not managed
+    releases_dir: PurePosixPath | None = None  # where they are installed (when managed)
 
     def file(self, path: PurePosixPath | str) -> DesiredFile | None:
         target = PurePosixPath(path)
@@ -99,6 +116,8 @@ class HostFacts:
     # Folders the services must see that PrivateTmp= would hide (an installation or
     # checkout under /tmp or /var/tmp): bound read-only into their namespace.
     bind_read_only: tuple[str, ...] = ()
+    # the version of that installation: what a Deployment runs without spec.releases
+    atlas_version: str = field(default_factory=build.version)
 
     @classmethod
     def current(cls, python: str | None = None) -> HostFacts:

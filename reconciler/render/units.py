@@ -60,7 +60,11 @@ def _local(repo: str) -> list[str]:
 def _values(i: Inputs, service: Service, d: model.Deployment) -> dict[str, Any]:
     template_unit = d.replicas > 1
     config_path = str(i.config_path(service.component))
-    args = [i.ctx.facts.python, "-m", "atlas", *service.command, "--config", config_path]
+    python, releases = i.ctx.facts.python, []
+    if i.settings.releases is not None:  # the venv of its version's release
+        python = str(i.layout.releases_dir / d.version / "bin/python")
+        releases = [str(i.layout.releases_dir / d.version)]
+    args = [python, "-m", "atlas", *service.command, "--config", config_path]
     if template_unit:
         args += ["--instance", "%i"]
     restart_trigger, reload_trigger = _triggers(service)
@@ -85,7 +89,7 @@ def _values(i: Inputs, service: Service, d: model.Deployment) -> dict[str, Any]:
         "resources": d.resources,
         **access(
             writes=[str(i.layout.data_dir)] if i.layout.scope == "user" else [],
-            reads=[str(i.layout.config_dir), *i.ctx.facts.bind_read_only],
+            reads=[str(i.layout.config_dir), *i.ctx.facts.bind_read_only, *releases],
         ).values(),
         "state_directory": "atlas/data",
         "proc_subset": service.component != "monitoring",

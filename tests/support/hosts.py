@@ -10,7 +10,7 @@ from reconciler import pipeline
 from reconciler.actions import Plan
 from reconciler.apply import Applier
 from reconciler.host.paths import HostLayout, host_layout
-from reconciler.host.testing import FakeProbe, FakeRuntime
+from reconciler.host.testing import FakeInstaller, FakeProbe, FakeRuntime
 from reconciler.loop import Host
 from reconciler.render.desired import HostFacts, RenderContext
 from reconciler.secrets.keys import load_key_file
@@ -34,12 +34,15 @@ class FolderHost:
         )
         self.store = StateStore(state_path(self.layout.on_disk(self.layout.reconciler_dir)))
         self.facts = HostFacts.current()
+        self.releases = FakeInstaller(
+            self.layout.on_disk(self.layout.releases_dir), self.clock.wall
+        )
         self.ctx = RenderContext(self.layout, self.facts)
 
     @property
     def host(self) -> Host:
         """This folder host as the reconcile loop reaches it."""
-        return Host(self.layout, self.runtime, self.http, self.clock, self.facts)
+        return Host(self.layout, self.runtime, self.http, self.clock, self.facts, self.releases)
 
     def prepare(self, repo: Path, env: str, key: Path | None = None) -> pipeline.Prepared:
         co = pipeline.fetch(pipeline.Target(str(repo), None, ".", env), self.root / "cache")
@@ -53,7 +56,7 @@ class FolderHost:
 
     def converge(self, repo: Path, env: str, key: Path | None = None) -> Plan:
         plan, prepared = self.plan(repo, env, key)
-        Applier(self.layout, self.runtime, self.store).apply(plan, prepared.rendered)
+        Applier(self.layout, self.runtime, self.store, self.releases).apply(plan, prepared.rendered)
         return plan
 
     def disk(self, host_path: str) -> Path:
