@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 from atlas.monitoring.collect_system import SystemCollector, parse_max_open_files
-from atlas.monitoring.envfile import parse_env_file
+from seams.envfile import parse as parse_env_file
 
 LIMITS = """\
 Limit                     Soft Limit           Hard Limit           Units
