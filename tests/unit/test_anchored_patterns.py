@@ -93,3 +93,16 @@ def test_api_source_parameter_is_a_whole_name() -> None:
 def test_backup_file_names_are_whole_names() -> None:
     assert BACKUP_NAME.match("atlas-20250101T000000Z.db")
     assert not BACKUP_NAME.match("atlas-20250101T000000Z.db\n")
+
+
+@pytest.mark.parametrize("path", ["atlas.db\n", "data\n/atlas.db", "a\tb.db", "../x.db", "a/../../x"])
+def test_a_relative_path_with_a_control_character_or_dotdot_is_refused(
+    tmp_path: Path, path: str
+) -> None:
+    env = (
+        "apiVersion: atlas/v1\nkind: Environment\nmetadata: {name: dev}\n"
+        f"spec: {{database: {{path: {json.dumps(path)}}}}}\n"
+    )
+    make_repo(tmp_path, {}, env=env)
+    p = the_problem(tmp_path)
+    assert p.message.startswith("spec.database.path: expected a relative path"), p.message
