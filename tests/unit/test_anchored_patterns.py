@@ -95,7 +95,9 @@ def test_backup_file_names_are_whole_names() -> None:
     assert not BACKUP_NAME.match("atlas-20250101T000000Z.db\n")
 
 
-@pytest.mark.parametrize("path", ["atlas.db\n", "data\n/atlas.db", "a\tb.db", "../x.db", "a/../../x"])
+@pytest.mark.parametrize(
+    "path", ["atlas.db\n", "data\n/atlas.db", "a\tb.db", "../x.db", "a/../../x"]
+)
 def test_a_relative_path_with_a_control_character_or_dotdot_is_refused(
     tmp_path: Path, path: str
 ) -> None:
