@@ -1,5 +1,5 @@
-"""The env file pair (seams/envfile.py) against systemd itself (issue 11): what
-``quote`` writes, systemd hands the service unchanged, and ``parse`` reads the same.
+"""The env file pair (seams/envfile.py) against systemd itself (issue 11): what the
+renderer writes, systemd hands the service unchanged, and ``parse`` reads the same.
 
 Each example is one ``systemd-run --user --wait --pipe`` of ``env -0`` with
 ``EnvironmentFile=`` on a private user manager (about 0.1 s each)."""
@@ -14,7 +14,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from atlas.usermanager import PrivateManager
-from seams.envfile import assignment, parse, read
+from reconciler.render.envfiles import env_text
+from seams.envfile import parse, read
 
 pytestmark = pytest.mark.systemd
 
@@ -51,10 +52,10 @@ def systemd_reads(manager: PrivateManager, env_file: Path) -> dict[str, str]:
 def test_systemd_reads_back_exactly_what_was_written(
     systemd_user: PrivateManager, variables: dict[str, str]
 ) -> None:
+    """Written by the reconciler's own renderer (header and all), read by systemd
+    and by ``seams.envfile.read``."""
     env_file = systemd_user.base / "probe.env"
-    lines = ["# Managed by Atlas: a comment line"]
-    lines += [assignment(name, value) for name, value in variables.items()]
-    env_file.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    env_file.write_bytes(env_text("dev", "atlas-core.service", variables.items()))
     assert systemd_reads(systemd_user, env_file) == variables
     assert read(env_file) == variables
 

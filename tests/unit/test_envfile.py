@@ -40,3 +40,27 @@ def test_values_no_environment_can_hold_are_refused(value: str, message: str) ->
 def test_a_bad_variable_name_is_refused() -> None:
     with pytest.raises(EnvFileError, match="not a variable name"):
         assignment("A-B", "x")
+
+
+@given(
+    st.dictionaries(
+        st.from_regex(r"ATLAS_SECRET_[A-Z]{1,8}", fullmatch=True),
+        st.text(st.characters(blacklist_categories=["Cs"], blacklist_characters="\x00")),
+        max_size=4,
+    )
+)
+def test_the_rendered_env_file_reads_back_unchanged(variables: dict[str, str]) -> None:
+    """Through the reconciler's renderer: a blank line, trailing blanks or a carriage
+    return inside a value survive (the unit-file tidying once dropped them)."""
+    from reconciler.render.envfiles import env_text
+
+    assert parse(env_text("dev", "atlas-core.service", variables.items()).decode()) == variables
+
+
+def test_a_pem_key_with_a_blank_line_survives_rendering() -> None:
+    from reconciler.render.envfiles import env_text
+
+    pem = "-----BEGIN KEY-----\nabc  \n\ndef\r\n-----END KEY-----\n"
+    assert parse(env_text("dev", "u", [("ATLAS_SECRET_KEY", pem)]).decode()) == {
+        "ATLAS_SECRET_KEY": pem
+    }
