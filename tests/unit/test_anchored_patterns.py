@@ -96,15 +96,23 @@ def test_backup_file_names_are_whole_names() -> None:
 
 
 @pytest.mark.parametrize(
-    "path", ["atlas.db\n", "data\n/atlas.db", "a\tb.db", "../x.db", "a/../../x"]
+    ("kind", "spec", "field"),
+    [
+        ("Environment", {"database": {"path": "atlas.db\n"}}, "spec.database.path"),
+        ("Environment", {"database": {"path": "data\n/../../x"}}, "spec.database.path"),
+        ("BackupPolicy", {"schedule": "daily", "destination": "backups\n"}, "spec.destination"),
+        ("BackupPolicy", {"schedule": "daily", "destination": "a\tb"}, "spec.destination"),
+    ],
 )
-def test_a_relative_path_with_a_control_character_or_dotdot_is_refused(
-    tmp_path: Path, path: str
+def test_a_relative_path_with_a_control_character_is_refused(
+    tmp_path: Path, kind: str, spec: dict, field: str
 ) -> None:
-    env = (
-        "apiVersion: atlas/v1\nkind: Environment\nmetadata: {name: dev}\n"
-        f"spec: {{database: {{path: {json.dumps(path)}}}}}\n"
-    )
-    make_repo(tmp_path, {}, env=env)
+    name = "dev" if kind == "Environment" else "b"
+    doc = f"apiVersion: atlas/v1\nkind: {kind}\nmetadata: {{name: {name}}}\nspec: {json.dumps(spec)}\n"
+    if kind == "Environment":
+        make_repo(tmp_path, {}, env=doc)
+    else:
+        make_repo(tmp_path, {"base/b.yaml": doc})
     p = the_problem(tmp_path)
-    assert p.message.startswith("spec.database.path: expected a relative path"), p.message
+    assert p.message.startswith(f"{field}: expected a relative path"), p.message
+    assert "without control characters" in p.message
