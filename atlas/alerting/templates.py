@@ -26,7 +26,7 @@ import logging
 import math
 from collections.abc import Mapping
 from functools import cache
-from typing import Any
+from typing import Any, Literal
 
 import jinja2
 from jinja2.sandbox import SandboxedEnvironment
@@ -69,16 +69,38 @@ def _annotation_env() -> SandboxedEnvironment:
     return SandboxedEnvironment(undefined=jinja2.Undefined, autoescape=False)
 
 
+def slack_escape(text: str) -> str:
+    """Text as Slack must receive it: ``&``, ``<`` and ``>`` as entities, so that a
+    value reading ``<!channel>`` or ``<@U1>`` pings no one and links nowhere."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _slack_finalize(value: Any) -> str:
+    return slack_escape(str(value))
+
+
+Format = Literal["plain", "html", "slack"]
+
+
 @cache
-def _message_env(autoescape: bool) -> SandboxedEnvironment:
+def _message_env(fmt: Format) -> SandboxedEnvironment:
+    """Templates for one format. Every ``{{ value }}`` is escaped for it (HTML by
+    autoescape, Slack by ``finalize``); the template's own text is its markup."""
     return SandboxedEnvironment(
         loader=jinja2.FileSystemLoader(str(TEMPLATE_DIR)),
         undefined=jinja2.StrictUndefined,
-        autoescape=autoescape,
+        autoescape=fmt == "html",
+        finalize=_slack_finalize if fmt == "slack" else None,
         trim_blocks=True,
         lstrip_blocks=True,
         keep_trailing_newline=True,
     )
+
+
+def _format(kind: str, channel_type: str) -> Format:
+    if kind == "html":
+        return "html"
+    return "slack" if channel_type == "slack" else "plain"
 
 
 @cache
@@ -138,27 +160,31 @@ def _context(n: Notification) -> dict[str, Any]:
     }
 
 
-def _default(kind: str) -> jinja2.Template:
-    return _message_env(kind == "html").get_template(DEFAULTS[kind])
+def _default(kind: str, fmt: Format) -> jinja2.Template:
+    return _message_env(fmt).get_template(DEFAULTS[kind])
 
 
-def _override(kind: str, text: str) -> jinja2.Template:
-    return _message_env(kind == "html").from_string(text)
+def _override(fmt: Format, text: str) -> jinja2.Template:
+    return _message_env(fmt).from_string(text)
 
 
-def render_message(kind: str, n: Notification, overrides: Mapping[str, str]) -> str:
-    """Render ``kind`` (subject, text, html, slack) for ``n``; overrides by channel."""
+def render_message(
+    kind: str, n: Notification, overrides: Mapping[str, str], channel_type: str = "email"
+) -> str:
+    """Render ``kind`` (subject, text, html, slack) for ``n`` as ``channel_type``
+    reads it (a Slack subject is escaped for Slack); overrides by channel."""
     key = "text" if kind == "slack" else kind
+    fmt = _format(kind, "slack" if kind == "slack" else channel_type)
     ctx = _context(n)
     text = overrides.get(key)
     if text is not None:
         try:
-            return _override(kind, text).render(ctx)
+            return _override(fmt, text).render(ctx)
         except jinja2.TemplateError as exc:
             log.warning(
                 "channel %s: template %r failed (%s); using the default", n.receiver, key, exc
             )
-    out = _default(kind).render(ctx)
+    out = _default(kind, fmt).render(ctx)
     return " ".join(out.split()) if kind == "subject" else out
 
 
@@ -182,7 +208,7 @@ def check_channel_templates(
     }
     for key, text in templates.items():
         try:
-            _override(kinds[key], text).render(_context(sample))
+            _override(_format(kinds[key], channel_type), text).render(_context(sample))
         except jinja2.TemplateSyntaxError as exc:
             raise ConfigError(
                 f"{where}.templates.{key}: template error on line {exc.lineno}: {exc.message}"

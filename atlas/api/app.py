@@ -32,7 +32,7 @@ from atlas.api.settings import ApiSettings
 from atlas.errors import StorageError
 from atlas.httpmetrics import UNMATCHED, HttpMetrics
 from seams import build
-from seams.build import export_build_info
+from seams.build import export_component_metrics
 
 log = logging.getLogger("atlas.api")
 Scope = MutableMapping[str, Any]
@@ -104,7 +104,7 @@ def create_app(
     clock: Callable[[], float] = time.time,
 ) -> FastAPI:
     registry = registry if registry is not None else CollectorRegistry()
-    export_build_info(registry)
+    export_component_metrics(registry)
     metrics = HttpMetrics(registry)
     reader = Reader(settings.database, settings.busy_timeout_s)
     app = FastAPI(

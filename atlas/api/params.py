@@ -21,7 +21,7 @@ MAX_QUERY_CHARS = 256
 MAX_QUERY_TERMS = 16
 _TERM = re.compile(r'"([^"]*)"?|(\S+)')
 _WORD = re.compile(r"\w+", re.UNICODE)
-_SOURCE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+_SOURCE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\Z")
 CURSOR_PREFIX = "c1."
 
 

@@ -22,7 +22,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from atlas.core.store import Counts
 from atlas.httpmetrics import HttpMetrics
-from seams.build import export_build_info
+from seams.build import export_component_metrics
 
 FETCH_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 RESULTS = ("new", "updated", "unchanged")
@@ -32,7 +32,7 @@ class CoreMetrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry if registry is not None else CollectorRegistry()
         r = self.registry
-        export_build_info(r)
+        export_component_metrics(r)
         self.items = Counter(
             "atlas_ingest_items",
             "Items stored, by source and result",

@@ -52,11 +52,11 @@ def _fernet_module() -> ModuleType:
 
 _SEPARATOR = b"\x00"
 _DIGEST_KEY_PREFIX = "digest-key:"
-_TOKEN_TEXT = re.compile(r"^[A-Za-z0-9_-]+=*$")
+_TOKEN_TEXT = re.compile(r"^[A-Za-z0-9_-]+=*\Z")
 # version (1) + timestamp (8) + IV (16) + at least one AES block (16) + HMAC (32)
 _TOKEN_MIN_BYTES = 1 + 8 + 16 + 16 + 32
 _TOKEN_OVERHEAD = 1 + 8 + 16 + 32
-SECRET_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+SECRET_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}\Z")
 
 
 class SecretValue:

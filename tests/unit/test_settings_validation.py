@@ -45,7 +45,10 @@ DURATION = "a duration like 30s, 15m, 2h or 1h30m (units ms, s, m, h, d, w)"
 PORT = "a TCP port number from 1 to 65535"
 SIZE = "a size in bytes with an optional K, M, G or T suffix (binary multiples), like 512M"
 LEVELS = "one of debug, info, warning, error"
-RELATIVE = "a relative path with '/' separators that stays inside its base folder"
+RELATIVE = (
+    "a relative path with '/' separators, without control characters (tabs, newlines), "
+    "that stays inside its base folder"
+)
 
 CASES = [
     # (line, replacement line, message after "Environment/staging: ")
@@ -108,8 +111,7 @@ CASES = [
     (
         9,
         '    path: "data/\\tatlas.db"',
-        "spec.database.path: expected a path without control characters (tabs, newlines); "
-        'got "data/\tatlas.db"',
+        f'spec.database.path: expected {RELATIVE}; got "data/\\tatlas.db"',
     ),
     (
         6,
