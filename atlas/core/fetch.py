@@ -19,6 +19,7 @@ import httpx
 
 from atlas.core.caching import retry_after
 from atlas.core.model import Response
+from atlas.core.netpolicy import ALLOW_PRIVATE, Access, AddressPolicy, PolicyTransport
 from atlas.core.settings import FetchSettings
 from atlas.errors import FetchRejected, FetchUnavailable
 
@@ -39,16 +40,18 @@ class Fetcher:
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         self.settings = settings
+        limits = httpx.Limits(
+            max_connections=max(10, settings.concurrency * 2),
+            max_keepalive_connections=max(10, settings.concurrency * 2),
+        )
+        policy = AddressPolicy(settings.allowed_networks)
         self.client = httpx.Client(
             headers={"User-Agent": settings.user_agent},
             follow_redirects=True,
             max_redirects=settings.max_redirects,
             timeout=settings.timeout_s,
-            limits=httpx.Limits(
-                max_connections=max(10, settings.concurrency * 2),
-                max_keepalive_connections=max(10, settings.concurrency * 2),
-            ),
-            transport=transport,
+            limits=limits,
+            transport=transport or PolicyTransport(policy, limits),
             trust_env=False,
         )
 
@@ -64,14 +67,21 @@ class Fetcher:
         last_modified: str | None = None,
         timeout_s: float | None = None,
         max_body_bytes: int | None = None,
+        access: Access | None = None,
     ) -> Response:
         timeout = timeout_s if timeout_s else self.settings.timeout_s
         limit = max_body_bytes or self.settings.max_body_bytes
         headers = _request_headers(accept, etag, last_modified)
         started = time.monotonic()
+        access = access or Access()
         try:
             with self.client.stream(
-                "GET", url, headers=headers, timeout=httpx.Timeout(timeout)
+                "GET",
+                url,
+                headers=headers,
+                timeout=httpx.Timeout(timeout),
+                auth=access.auth,
+                extensions={ALLOW_PRIVATE: access.allow_private},
             ) as response:
                 return _read_response(response, url, limit, started, timeout)
         except _HTTPX_ERRORS as exc:

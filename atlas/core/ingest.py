@@ -16,7 +16,7 @@ import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-from atlas.core import caching, parse
+from atlas.core import access, caching, parse
 from atlas.core.fetch import FEED_ACCEPT, PAGE_ACCEPT, Fetcher
 from atlas.core.model import Job, JobResult, Response
 from atlas.errors import (
@@ -79,25 +79,28 @@ class Ingestor:
 
     def _fetch(self, job: Job, host: str) -> Response:
         source = job.source
-        assert source.url is not None
+        url, reach = access.target(source)
         t0 = self.clock.monotonic()
         try:
             response = self.fetcher.get(
-                source.url,
+                url,
                 accept=FEED_ACCEPT if source.type == "rss" else PAGE_ACCEPT,
                 etag=job.etag,
                 last_modified=job.last_modified,
                 timeout_s=source.timeout_s,
                 max_body_bytes=source.max_body_bytes,
+                access=reach,
             )
         except FetchUnavailable as exc:
+            access.redacted(exc, source)
             self._observe(host, ok=False, started=t0)
             if exc.status == 429:  # the host is up and asks us to slow down
                 self.breakers.release(host)
             else:
                 self.breakers.failure(host)
             raise
-        except FetchRejected:
+        except FetchRejected as exc:
+            access.redacted(exc, source)
             self._observe(host, ok=True, started=t0)
             self.breakers.success(host)
             raise
@@ -141,7 +144,7 @@ class Ingestor:
             if source.type == "rss":
                 items = parse.parse_feed(response.body, response.content_type, response.url)
             else:
-                items = (parse.parse_page(response, source.url or response.url),)
+                items = (parse.parse_page(response, access.shown_url(source, response.url)),)
         except PermanentFailure as exc:
             return replace(failed(exc, None), http_status=response.status)
         return replace(

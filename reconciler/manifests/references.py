@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from reconciler.errors import Problem
 from reconciler.manifests import ranges
@@ -35,21 +36,37 @@ def secret_refs(m: Manifest) -> Iterator[tuple[PathKey, str]]:
     """(where, secret name) of every secret ``m`` refers to."""
     spec = m.spec
     if m.kind == "AlertChannel":
-        for block in CHANNEL_BLOCKS:
-            settings = spec.get(block)
-            if isinstance(settings, dict):
-                for key, value in settings.items():
-                    if key.endswith("Secret") and isinstance(value, str):
-                        yield ("spec", block, key), value
+        yield from _channel_secret_refs(spec)
     elif m.kind == "BackupPolicy" and spec.get("encrypt"):
         value = spec.get("encryptionKeySecret")
         if isinstance(value, str):
             yield ("spec", "encryptionKeySecret"), value
+    elif m.kind == "Source":
+        yield from _source_secret_refs(spec)
     elif m.kind == "Environment":
         reconciler = spec.get("reconciler")
         value = reconciler.get("webhookSecret") if isinstance(reconciler, dict) else None
         if isinstance(value, str):
             yield ("spec", "reconciler", "webhookSecret"), value
+
+
+def _channel_secret_refs(spec: dict[str, Any]) -> Iterator[tuple[PathKey, str]]:
+    for block in CHANNEL_BLOCKS:
+        settings = spec.get(block)
+        if isinstance(settings, dict):
+            for key, value in settings.items():
+                if key.endswith("Secret") and isinstance(value, str):
+                    yield ("spec", block, key), value
+
+
+def _source_secret_refs(spec: dict[str, Any]) -> Iterator[tuple[PathKey, str]]:
+    if isinstance(spec.get("urlSecret"), str):
+        yield ("spec", "urlSecret"), spec["urlSecret"]
+    auth = spec.get("basicAuth")
+    if isinstance(auth, dict):
+        for key in ("usernameSecret", "passwordSecret"):
+            if isinstance(auth.get(key), str):
+                yield ("spec", "basicAuth", key), auth[key]
 
 
 def referenced_secrets(manifests: Iterable[Manifest]) -> dict[str, str]:
@@ -118,6 +135,17 @@ def _secrets_of(ctx: _Context, m: Manifest) -> None:
 
 
 def _source(ctx: _Context, m: Manifest) -> None:
+    _secrets_of(ctx, m)
+    url = m.spec.get("url")
+    if isinstance(url, str) and "@" in urlsplit(url).netloc:
+        ctx.add(
+            m,
+            ("spec", "url"),
+            "spec.url: expected a URL without credentials (user:password@ would be stored "
+            "and shown as written): put them in the environment's Secrets and refer to them "
+            "with spec.basicAuth {usernameSecret, passwordSecret}, or give the whole URL as "
+            "spec.urlSecret",
+        )
     if m.spec.get("type") != "file":
         return
     rel = m.spec.get("path", "")
