@@ -25,6 +25,7 @@ from reconciler.manifests.load import Limits, PathKey
 from reconciler.manifests.overlay import Manifest, field_name
 from reconciler.manifests.schema import default_of
 from reconciler.manifests.selectors import selector_problem
+from seams import templating
 
 CHANNEL_BLOCKS = ("email", "webhook", "slack")
 # (section, key) of every port an Environment sets; defaults from its schema
@@ -127,6 +128,20 @@ def _alert_rule(ctx: _Context, m: Manifest) -> None:
     bad = selector_problem(m.spec.get("metric", ""))
     if bad:
         ctx.add(m, ("spec", "metric"), f"spec.metric: {bad}")
+    for key, text in (m.spec.get("annotations") or {}).items():
+        bad = templating.annotation_problem(text) if isinstance(text, str) else None
+        if bad:
+            ctx.add(m, ("spec", "annotations", key), f"spec.annotations.{key}: {bad}")
+
+
+def _alert_channel(ctx: _Context, m: Manifest) -> None:
+    _secrets_of(ctx, m)
+    for key, text in (m.spec.get("templates") or {}).items():
+        if not isinstance(text, str):
+            continue
+        bad = templating.message_problem(text, html=key == "html")
+        if bad:
+            ctx.add(m, ("spec", "templates", key), f"spec.templates.{key}: {bad}")
 
 
 def _secrets_of(ctx: _Context, m: Manifest) -> None:
@@ -198,7 +213,7 @@ def _deployment(ctx: _Context, m: Manifest) -> None:
 
 CHECKS: dict[str, Callable[[_Context, Manifest], None]] = {
     "AlertRule": _alert_rule,
-    "AlertChannel": _secrets_of,
+    "AlertChannel": _alert_channel,
     "BackupPolicy": _secrets_of,
     "Environment": _secrets_of,
     "Source": _source,
