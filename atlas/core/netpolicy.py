@@ -1,30 +1,20 @@
-"""Which addresses atlas-core may fetch from: the guard against SSRF.
+"""Where atlas-core's fetches connect: the guard against SSRF.
 
-By default a fetch may connect only to global (public) addresses: loopback,
-private (RFC 1918, fc00::/7, 100.64/10), link-local, cloud metadata
-(169.254.169.254, fd00:ec2::254, 100.100.100.200), unspecified (0.0.0.0, ::),
-multicast, broadcast and reserved addresses are refused. Addresses are classified
-after resolving (``getaddrinfo``, which also turns ``2852039166``, ``0251.0376.…``
-and ``0xa9fea9fe`` into dotted form) and after unwrapping IPv6 forms that carry an
-IPv4 address (``::ffff:a.b.c.d``, NAT64 ``64:ff9b::/96``, 6to4, Teredo).
-
-The check sits where the connection is made (an httpcore network backend), so it
-covers the first request and every redirect hop alike, and it connects to exactly
-the address it checked (the URL's host name still goes into the Host header and
-TLS SNI), so a DNS answer that changes between check and connect cannot slip by.
-
-Allowances: ``AddressPolicy.allowed`` (an Environment's
-``spec.sources.allowPrivateNetworks``) lets every source reach those networks — the
-one way to reach a metadata address; ``allow_private`` (a Source's
-``spec.fetch.allowPrivate``) lets one source reach loopback, private and
-link-local addresses. Unspecified and multicast addresses are never fetched.
+What is allowed is ``seams.addresses`` (pure: which addresses, which allowances);
+this module applies it where the connection is made, in an httpcore network
+backend: the host is resolved once (``getaddrinfo``, which also turns
+``2852039166``, ``0251.0376.…`` and ``0xa9fea9fe`` into dotted form), every address
+is checked, and the connection goes to exactly the address that was checked (the
+URL's host name still goes into the Host header and TLS SNI). So the first request
+and every redirect hop are held to the policy alike, and a DNS answer that changes
+between check and connect cannot slip by.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import socket
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,21 +22,25 @@ import httpcore
 import httpx
 
 from atlas.errors import ConfigError, FetchRejected
+from seams.addresses import (
+    METADATA,
+    AddressPolicy,
+    IPAddress,
+    IPNetwork,
+    classify,
+    literal_address,
+    unwrap,
+)
 
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
-IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+__all__ = [
+    "ALLOW_PRIVATE", "METADATA", "Access", "AddressPolicy", "IPAddress", "IPNetwork",
+    "PolicyBackend", "PolicyTransport", "classify", "literal_address", "parse_networks",
+    "resolve", "unwrap",
+]  # fmt: skip
+Resolver = Callable[[str, int], list[IPAddress]]
 
 # The request extension that carries a source's allowPrivate to the transport.
 ALLOW_PRIVATE = "atlas.allow_private"
-
-METADATA = frozenset(
-    ipaddress.ip_address(a) for a in ("169.254.169.254", "fd00:ec2::254", "100.100.100.200")
-)
-NEVER = frozenset({"unspecified", "multicast"})  # refused whatever is allowed
-PRIVATE_KINDS = frozenset({"loopback", "private", "link-local"})
-_NAT64 = ipaddress.ip_network("64:ff9b::/96")
-_SHARED = ipaddress.ip_network("100.64.0.0/10")
-_BROADCAST = ipaddress.ip_address("255.255.255.255")
 
 
 @dataclass(frozen=True)
@@ -55,40 +49,6 @@ class Access:
 
     allow_private: bool = False
     auth: tuple[str, str] | None = field(default=None, repr=False)
-
-
-def unwrap(ip: IPAddress) -> IPAddress:
-    """The IPv4 address inside an IPv6 address that carries one; else ``ip`` itself."""
-    if isinstance(ip, ipaddress.IPv6Address):
-        if ip.ipv4_mapped is not None:
-            return ip.ipv4_mapped
-        if ip in _NAT64:
-            return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
-        if ip.sixtofour is not None:
-            return ip.sixtofour
-        if ip.teredo is not None:
-            return ip.teredo[1]
-    return ip
-
-
-def classify(ip: IPAddress) -> str | None:
-    """Why ``ip`` is not a public address (metadata, loopback, private, link-local,
-    unspecified, multicast, reserved), or None when it is one."""
-    ip = unwrap(ip)
-    if ip in METADATA:
-        return "metadata"
-    checks = (
-        ("unspecified", ip.is_unspecified),
-        ("multicast", ip.is_multicast),
-        ("loopback", ip.is_loopback),
-        ("link-local", ip.is_link_local),
-        ("reserved", ip == _BROADCAST or ip.is_reserved),
-        ("private", ip.is_private or ip in _SHARED),
-    )
-    for kind, hit in checks:
-        if hit:
-            return kind
-    return None if ip.is_global else "reserved"
 
 
 def parse_networks(values: Iterable[str], where: str) -> tuple[IPNetwork, ...]:
@@ -105,35 +65,6 @@ def parse_networks(values: Iterable[str], where: str) -> tuple[IPNetwork, ...]:
     return tuple(out)
 
 
-@dataclass(frozen=True)
-class AddressPolicy:
-    allowed: tuple[IPNetwork, ...] = ()
-    allow_private: bool = False
-
-    def refusal(self, ip: IPAddress) -> str | None:
-        """None when a fetch may connect to ``ip``; else why not (one clause)."""
-        kind = classify(ip)
-        if kind is None:
-            return None
-        plain = unwrap(ip)
-        if kind in NEVER:
-            return f"{kind} addresses are never fetched"
-        if any(plain.version == n.version and plain in n for n in self.allowed):
-            return None
-        if self.allow_private and kind in PRIVATE_KINDS:
-            return None
-        how = (
-            "list it in the Environment's spec.sources.allowPrivateNetworks"
-            if kind not in PRIVATE_KINDS
-            else "set spec.fetch.allowPrivate on the Source or list the network in the "
-            "Environment's spec.sources.allowPrivateNetworks"
-        )
-        return f"{kind} addresses are refused by default ({how})"
-
-    def allowing_private(self) -> AddressPolicy:
-        return AddressPolicy(self.allowed, allow_private=True)
-
-
 def resolve(host: str, port: int) -> list[IPAddress]:
     """Every address ``host`` resolves to, in resolver order, normalised by ``ipaddress``."""
     infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
@@ -148,8 +79,9 @@ def resolve(host: str, port: int) -> list[IPAddress]:
 class PolicyBackend(httpcore.NetworkBackend):
     """Resolves once, checks every address, connects to a permitted one by address."""
 
-    def __init__(self, policy: AddressPolicy) -> None:
+    def __init__(self, policy: AddressPolicy, resolver: Resolver | None = None) -> None:
         self.policy = policy
+        self.resolver = resolver or resolve
         self.inner = httpcore.SyncBackend()
 
     def connect_tcp(
@@ -161,7 +93,7 @@ class PolicyBackend(httpcore.NetworkBackend):
         socket_options: Iterable[Any] | None = None,
     ) -> httpcore.NetworkStream:
         try:
-            addresses = resolve(host, port)
+            addresses = self.resolver(host, port)
         except (OSError, UnicodeError) as exc:
             raise httpcore.ConnectError(f"cannot resolve {host}: {exc}") from exc
         permitted = [ip for ip in addresses if self.policy.refusal(ip) is None]
@@ -187,11 +119,13 @@ class PolicyBackend(httpcore.NetworkBackend):
         self.inner.sleep(seconds)
 
 
-def _guarded(policy: AddressPolicy, limits: httpx.Limits) -> httpx.HTTPTransport:
+def _guarded(
+    policy: AddressPolicy, limits: httpx.Limits, resolver: Resolver | None
+) -> httpx.HTTPTransport:
     transport = httpx.HTTPTransport(limits=limits, trust_env=False)
     pool = transport._pool  # httpx has no public way to set the backend
     assert isinstance(pool, httpcore.ConnectionPool), "httpx changed: no connection pool"
-    pool._network_backend = PolicyBackend(policy)
+    pool._network_backend = PolicyBackend(policy, resolver)
     return transport
 
 
@@ -199,9 +133,11 @@ class PolicyTransport(httpx.BaseTransport):
     """Two pools, so a connection opened for a source with ``allowPrivate`` is never
     reused by one without: the request extension ``ALLOW_PRIVATE`` picks the pool."""
 
-    def __init__(self, policy: AddressPolicy, limits: httpx.Limits) -> None:
-        self.strict = _guarded(policy, limits)
-        self.private = _guarded(policy.allowing_private(), limits)
+    def __init__(
+        self, policy: AddressPolicy, limits: httpx.Limits, resolver: Resolver | None = None
+    ) -> None:
+        self.strict = _guarded(policy, limits, resolver)
+        self.private = _guarded(policy.allowing_private(), limits, resolver)
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         pool = self.private if request.extensions.get(ALLOW_PRIVATE) else self.strict

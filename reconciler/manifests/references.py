@@ -17,7 +17,6 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 from reconciler.errors import Problem
 from reconciler.manifests import ranges
@@ -25,7 +24,9 @@ from reconciler.manifests.load import Limits, PathKey
 from reconciler.manifests.overlay import Manifest, field_name
 from reconciler.manifests.schema import default_of
 from reconciler.manifests.selectors import selector_problem
+from reconciler.manifests.sourceurls import allowed_networks, url_problems
 from seams import templating
+from seams.addresses import IPNetwork
 
 CHANNEL_BLOCKS = ("email", "webhook", "slack")
 # (section, key) of every port an Environment sets; defaults from its schema
@@ -89,6 +90,7 @@ class _Context:
     problems: list[Problem] = field(default_factory=list)
     secret_names: set[str] | None = None  # None: the environment has no Secrets document
     components: dict[str, Manifest] = field(default_factory=dict)
+    allowed_networks: tuple[IPNetwork, ...] = ()  # spec.sources.allowPrivateNetworks
 
     def add(self, m: Manifest, path: PathKey, message: str) -> None:
         self.problems.append(m.problem(path, message))
@@ -151,16 +153,8 @@ def _secrets_of(ctx: _Context, m: Manifest) -> None:
 
 def _source(ctx: _Context, m: Manifest) -> None:
     _secrets_of(ctx, m)
-    url = m.spec.get("url")
-    if isinstance(url, str) and "@" in urlsplit(url).netloc:
-        ctx.add(
-            m,
-            ("spec", "url"),
-            "spec.url: expected a URL without credentials (user:password@ would be stored "
-            "and shown as written): put them in the environment's Secrets and refer to them "
-            "with spec.basicAuth {usernameSecret, passwordSecret}, or give the whole URL as "
-            "spec.urlSecret",
-        )
+    for path, message in url_problems(m.spec, ctx.allowed_networks):
+        ctx.add(m, path, message)
     if m.spec.get("type") != "file":
         return
     rel = m.spec.get("path", "")
@@ -356,6 +350,8 @@ def reference_problems(
     ctx = _Context(root, env, limits, every, names)
     _environment_documents(ctx)
     ctx.secret_names = _secrets_document(ctx)
+    environment = next((m for m in every if m.kind == "Environment" and m.name == env), None)
+    ctx.allowed_networks = allowed_networks(environment.spec if environment else None)
     for m in valid:
         check = CHECKS.get(m.kind)
         if check is not None:

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Iterator
+from typing import Any
 
+import httpx
 import pytest
 
 from atlas.core.fetch import Fetcher
-from atlas.core.netpolicy import Access
+from atlas.core.netpolicy import Access, AddressPolicy, PolicyTransport
 from atlas.core.settings import FetchSettings
 from atlas.errors import FetchRejected
 from tests.support.feeds import FeedServer, Reply
@@ -107,3 +109,34 @@ def test_basic_auth_is_sent_and_not_to_another_origin() -> None:
         assert fetch(s, first.url("/feed"), Access(auth=("u", "p"))) == b"ok"
         assert first.requests_to("/feed")[0].headers["authorization"] == "Basic dTpw"
         assert "authorization" not in second.requests_to("/feed")[0].headers
+
+
+def test_the_connection_goes_to_the_address_that_was_checked() -> None:
+    """A rebinding name: whatever it resolves to next, the connection goes to the
+    address that passed the check, with the name kept in the Host header."""
+    with FeedServer("127.0.0.2") as outside, FeedServer("127.0.0.1") as inside:
+        outside.routes["/feed"] = Reply(body=b"outside")
+        inside.routes["/feed"] = Reply(body=b"internal")
+        answers = [[ipaddress.ip_address("127.0.0.2")], [ipaddress.ip_address("127.0.0.1")]]
+        asked: list[str] = []
+
+        def rebinding(host: str, port: int) -> list[Any]:
+            asked.append(host)
+            return answers[min(len(asked), 2) - 1]
+
+        s = settings("127.0.0.2/32")
+        limits = httpx.Limits(max_connections=4)
+        transport = PolicyTransport(AddressPolicy(s.allowed_networks), limits, rebinding)
+        f = Fetcher(s, transport)
+        try:
+            url = f"http://feed.test:{outside.port}/feed"
+            assert f.get(url).body == b"outside"
+            assert outside.requests_to("/feed")[0].headers["host"] == f"feed.test:{outside.port}"
+            f.client.close()  # a new connection resolves again: now to the inside
+            f = Fetcher(s, PolicyTransport(AddressPolicy(s.allowed_networks), limits, rebinding))
+            with pytest.raises(FetchRejected, match=r"feed\.test \(127\.0\.0\.1\)"):
+                f.get(url)
+        finally:
+            f.close()
+        assert asked == ["feed.test", "feed.test"]  # once per connection
+        assert inside.seen == []

@@ -7,7 +7,7 @@ import ipaddress
 
 import pytest
 
-from atlas.core.netpolicy import AddressPolicy, classify, parse_networks, resolve
+from atlas.core.netpolicy import AddressPolicy, classify, literal_address, parse_networks, resolve
 from atlas.errors import ConfigError
 
 CASES = [
@@ -92,3 +92,22 @@ def test_unspecified_and_multicast_stay_refused_even_when_listed() -> None:
 def test_a_bad_network_names_where_and_what_was_expected() -> None:
     with pytest.raises(ConfigError, match=r"core.json: fetch.allowPrivateNetworks\[1\]: expected"):
         parse_networks(["10.0.0.0/8", "ten"], "core.json: fetch.allowPrivateNetworks")
+
+
+@pytest.mark.parametrize(
+    ("host", "expected"),
+    [
+        ("2852039166", "169.254.169.254"),
+        ("0xa9fea9fe", "169.254.169.254"),
+        ("0251.0376.0251.0376", "169.254.169.254"),
+        ("127.1", "127.0.0.1"),
+        ("[::ffff:169.254.169.254]", "::ffff:a9fe:a9fe"),
+        ("::1", "::1"),
+        ("example.com", None),
+        ("feeds-1.example", None),
+        ("", None),
+    ],
+)
+def test_literal_address_reads_every_spelling(host: str, expected: str | None) -> None:
+    found = literal_address(host)
+    assert found == (ipaddress.ip_address(expected) if expected else None)
