@@ -273,7 +273,7 @@ def problems(
         known = ", ".join(sorted(names))
         return f"unknown name {', '.join(map(repr, unknown))} (a template here sees {known})"
     try:
-        render(env.from_string(text), sample, limits)
+        render(env.from_string(tree), sample, limits)  # compiled from the parsed tree
     except RenderLimit as exc:
         return f"template goes over its limits: {exc}"
     except Exception:  # noqa: BLE001, S110 - other failures depend on the data; render decides
