@@ -48,3 +48,9 @@ def shown_url(source: SourceSettings, fetched: str) -> str:
         return source.url or fetched
     parts = urlsplit(fetched)
     return f"{parts.scheme}://{parts.hostname or ''}/"
+
+
+def link_base(source: SourceSettings, fetched: str) -> str:
+    """What a feed's relative links resolve against: the URL fetched (after redirects),
+    but only scheme://host/ of a secret one (a token in its path stays out of links)."""
+    return shown_url(source, fetched) if hidden(source) else fetched

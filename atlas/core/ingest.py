@@ -142,7 +142,9 @@ class Ingestor:
             return replace(base, status="unchanged", body_sha256=digest)
         try:
             if source.type == "rss":
-                items = parse.parse_feed(response.body, response.content_type, response.url)
+                items = parse.parse_feed(
+                    response.body, response.content_type, access.link_base(source, response.url)
+                )
             else:
                 items = (parse.parse_page(response, access.shown_url(source, response.url)),)
         except PermanentFailure as exc:

@@ -87,8 +87,9 @@ def feeds() -> FeedServer:
         return Reply(body=rss20(entries("p", 2)), headers={"Content-Type": "text/xml"})
 
     server.routes["/private"] = private
-    server.routes[f"/t/{TOKEN}/feed"] = Reply(
-        body=rss20(entries("t", 1)), headers={"Content-Type": "text/xml"}
+    relative = [dataclasses.replace(e, link="entry-1") for e in entries("t", 1)]
+    server.routes[f"/t/{TOKEN}/feed"] = Reply(  # a relative link must not carry the token
+        body=rss20(relative), headers={"Content-Type": "text/xml"}
     )
     with server:
         yield server
