@@ -8,6 +8,7 @@ broken database is a ``StorageError``, which the app turns into a 503.
 
 from __future__ import annotations
 
+import re
 import sqlite3
 import threading
 import time
@@ -24,6 +25,15 @@ from atlas.errors import StorageError
 EXCERPT_CHARS = 300
 _SEARCH_ERRORS = ("fts5:", "unterminated string", "unknown special query")
 QUERY_BUDGET_S = 2.0  # a query running longer is interrupted (it would stall the loop)
+
+
+# "scheme://user:password@" in a URL: stored by an older Atlas, never shown
+_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/?#\s@]*@")
+
+
+def without_userinfo(text: str | None) -> str | None:
+    """``text`` with the credentials of every URL in it removed."""
+    return _USERINFO.sub(r"\1", text) if text else text
 
 
 @dataclass(frozen=True)
@@ -135,13 +145,13 @@ class Reader:
                 "name": name,
                 "type": kind,
                 "title": title,
-                "url": url,
+                "url": without_userinfo(url),
                 "enabled": bool(enabled),
                 "intervalSeconds": interval,
                 "lastFetchAt": iso(last_fetch),
                 "lastSuccessAt": iso(last_success),
                 "lastStatus": last_status,
-                "lastError": last_error,
+                "lastError": without_userinfo(last_error),
                 "errorCount": errors,
                 "nextCheckAt": iso(next_check) if next_check else None,
                 "circuit": circuit if host else None,

@@ -80,7 +80,7 @@ def test_missing_required_field(tmp_path: Path) -> None:
     text = "apiVersion: atlas/v1\nkind: Source\nmetadata: {name: a}\nspec:\n  type: rss\n"
     make_repo(tmp_path, {"base/s.yaml": text})
     p = the_problem(tmp_path)
-    assert (p.line, p.message) == (4, "spec: missing required field 'url'")
+    assert (p.line, p.message) == (4, "spec: expected exactly one of url or urlSecret")
 
 
 def test_field_that_does_not_apply_to_the_type(tmp_path: Path) -> None:
