@@ -86,14 +86,14 @@ class Fetcher:
         started = time.monotonic()
         budget = Budget(started + 2 * timeout, self.stopping)
         access = access or Access()
-        request = self.client.build_request(
-            "GET",
-            url,
-            headers=_request_headers(accept, etag, last_modified),
-            timeout=httpx.Timeout(timeout, pool=2 * timeout),
-            extensions={ALLOW_PRIVATE: access.allow_private},  # kept by every redirect
-        )
         try:
+            request = self.client.build_request(
+                "GET",
+                url,
+                headers=_request_headers(accept, etag, last_modified),
+                timeout=httpx.Timeout(timeout, pool=2 * timeout),
+                extensions={ALLOW_PRIVATE: access.allow_private},  # kept by every redirect
+            )
             with within(budget):
                 return self._follow(request, url, _Limits(limit, started, timeout), access)
         except _HTTPX_ERRORS as exc:
