@@ -36,6 +36,13 @@ def connection_cap(limit: int | None = None) -> int:
     return max(CAP_MIN, n - max(RESERVE_MIN, n // 4))
 
 
+def accept_backlog(limit: int | None = None, most: int = 2048) -> int:
+    """A listen backlog for a server that accepts in batches of its backlog (asyncio
+    does): at most half the reserve, so one batch cannot use up the descriptors."""
+    n = open_files_limit() if limit is None else limit
+    return max(CAP_MIN, min(most, (n - connection_cap(n)) // 2))
+
+
 class Exhaustion:
     """A condition logged when it starts and when it clears, with how often it hit.
     It clears once ``quiet_s`` pass without a hit, so a condition that flickers (each
