@@ -11,6 +11,8 @@ pool of worker threads, which answers it and closes the connection. So:
   (by default the descriptor limit less a reserve, ``descriptors.connection_cap``);
   one more makes the oldest of them be dropped, so a new client — a health probe —
   always gets in;
+* the bytes of unfinished requests are bounded in all (``BUFFERED_BODIES`` bodies):
+  beyond, the oldest unfinished connections are dropped;
 * at most ``Limits.max_connections`` requests are answered at once; one more gets
   503 at once, except a health probe (``urgent``), which has a worker of its own;
 * when ``accept()`` fails for want of descriptors, the oldest waiting connections
@@ -40,6 +42,7 @@ MAX_HEAD = 16 * 1024  # bytes of a request line and headers; 431 beyond
 ACCEPT_PAUSE_S = 0.1  # after accept() ran out of descriptors with nothing to shed
 SHED = 16  # waiting connections dropped when accept() runs out of descriptors
 TICK_S = 0.25
+BUFFERED_BODIES = 16  # bytes held for unfinished requests, in all: this many max_body
 BUSY = b"HTTP/1.0 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
 
 
@@ -132,6 +135,7 @@ class ConnectionLoop:
         self.wake_r, self.wake_w = socket.socketpair()
         self.out_of_files = Exhaustion(log, f"{name}: accept() out of descriptors")
         self.paused_until = 0.0
+        self.buffered = 0  # bytes of unfinished requests, in all
         self.busy_refusals = 0
         self.cut_off = 0
         self.dropped = 0
@@ -211,7 +215,10 @@ class ConnectionLoop:
             self._close(p)
             return
         p.buf += data
-        if p.head is None and not self._read_head(p):
+        self.buffered += len(data)
+        while self.buffered > BUFFERED_BODIES * self.limits.max_body and p.sock in self.pending:
+            self._drop_oldest()  # many slow bodies at once: memory stays bounded
+        if p.sock not in self.pending or (p.head is None and not self._read_head(p)):
             return
         if len(p.buf) - p.body_at >= p.length:
             self._dispatch(p, Received(p.head, bytes(p.buf[p.body_at : p.body_at + p.length])))
@@ -249,6 +256,7 @@ class ConnectionLoop:
 
     def _forget(self, p: _Pending) -> None:
         del self.pending[p.sock]
+        self.buffered -= len(p.buf)
         self.sel.unregister(p.sock)
 
     def _close(self, p: _Pending) -> None:

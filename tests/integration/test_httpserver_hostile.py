@@ -65,6 +65,22 @@ def test_beyond_the_connection_cap_the_oldest_unfinished_connection_makes_room(
         assert socks[0].recv(10) == b"", "the oldest was closed to make room"
 
 
+@pytest.mark.parametrize(
+    "server", [Limits(request_timeout=30.0, max_body=1000)], indirect=True, ids=["max_body=1000"]
+)
+def test_many_slow_bodies_at_once_are_bounded_in_memory(server: HttpServer) -> None:
+    """30 POSTs each 900 of their 1,000 bytes in: 27,000 bytes waiting, over the bound
+    of 16 bodies; the oldest are dropped and health still answers."""
+    head = b"POST /healthz HTTP/1.0\r\nContent-Length: 1000\r\n\r\n"
+    with held(server.port, 30, 0) as socks:
+        for s in socks:
+            s.sendall(head + b"x" * 900)
+        time.sleep(0.5)
+        status, seconds = health_once(server.port)
+        assert status == 200 and seconds < HEALTH_S
+    assert server.dropped >= 13
+
+
 def test_the_listen_backlog_is_not_five(server: HttpServer) -> None:
     out = subprocess.run(
         ["ss", "-ltnH", f"sport = :{server.port}"], capture_output=True, text=True, check=True
