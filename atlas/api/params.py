@@ -53,6 +53,7 @@ def decode_cursor(cursor: str) -> tuple[float, int]:
         or not math.isfinite(ts)
         or not isinstance(item_id, int)
         or isinstance(item_id, bool)
+        or not 0 < item_id < 2**63  # SQLite's INTEGER: a bigger id was never handed out
     ):
         raise bad
     return float(ts), item_id

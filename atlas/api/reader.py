@@ -24,7 +24,7 @@ from atlas.errors import StorageError
 
 EXCERPT_CHARS = 300
 _SEARCH_ERRORS = ("fts5:", "unterminated string", "unknown special query")
-QUERY_BUDGET_S = 2.0  # a query running longer is interrupted (it would stall the loop)
+QUERY_BUDGET_S = 2.0  # a query running longer is interrupted (it would hold a query thread)
 
 
 # "scheme://user:password@" in a URL: stored by an older Atlas, never shown
@@ -78,14 +78,16 @@ class Reader:
 
     def query(self, sql: str, params: Any = ()) -> list[Any]:
         conn = self.conn()
-        deadline = time.monotonic() + QUERY_BUDGET_S
+        budget = QUERY_BUDGET_S
+        deadline = time.monotonic() + budget
         conn.set_progress_handler(lambda: int(time.monotonic() > deadline), 10_000)
         try:
-            return conn.execute(sql, params).fetchall()
-        except sqlite3.OperationalError as exc:
+            rows = conn.execute(sql, params).fetchall()
+        except sqlite3.Error as exc:
+            conn.set_progress_handler(None, 0)  # before forget() closes the connection
             if "interrupted" in str(exc):
                 raise StorageError(
-                    f"query exceeded its {QUERY_BUDGET_S:g}s budget; narrow the request"
+                    f"query exceeded its {budget:g}s budget; narrow the request"
                 ) from exc
             if "MATCH" in sql and str(exc).startswith(_SEARCH_ERRORS):  # the text, not the db
                 raise BadRequest(
@@ -94,11 +96,8 @@ class Reader:
                 ) from exc
             self.forget()
             raise StorageError(f"database query failed: {exc}") from exc
-        except sqlite3.Error as exc:
-            self.forget()
-            raise StorageError(f"database query failed: {exc}") from exc
-        finally:
-            conn.set_progress_handler(None, 0)
+        conn.set_progress_handler(None, 0)
+        return rows
 
     def forget(self) -> None:
         conn = getattr(self._local, "conn", None)
