@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from reconciler.errors import printable
 from tests.support.cli import Atlas, dry_run_args
 
 ENVIRONMENT = """\
@@ -177,7 +178,8 @@ def test_each_bad_setting_is_located_and_explained(
         "exactly this error: one bad setting must not cascade into others"
     )
     text = atlas("validate", example_repo, "--env", "staging")
-    assert f"{example_repo}/{FILE}:{line}: Environment/staging: {message}\n" in text.out
+    shown_text = printable(message)  # a control character (the tab) is printed escaped
+    assert f"{example_repo}/{FILE}:{line}: Environment/staging: {shown_text}\n" in text.out
 
 
 def test_a_bad_setting_stops_a_dry_run_before_anything(
