@@ -156,7 +156,7 @@ def _create(req: Request) -> Manifest:
         id=backup_id,
         kind=kind,
         parent=head["parent"],  # type: ignore[arg-type]
-        created=req.now,
+        created=catalog.exact(req.now),
         page_size=facts.page_size,
         page_count=facts.page_count,
         sha256=str(head["sha256"]),

@@ -26,9 +26,21 @@ ID = re.compile(r"^atlas-(\d{8}T\d{6}\.\d{6}Z)-(full|incr)$")
 KINDS = {"full": "full", "incremental": "incr"}
 
 
+def _split(seconds: float) -> tuple[int, int]:
+    """(whole seconds, microseconds) of ``seconds``, rounded to the microsecond."""
+    whole, micro = divmod(round(seconds * 1_000_000), 1_000_000)
+    return whole, micro
+
+
+def exact(seconds: float) -> float:
+    """``seconds`` as its microsecond text parses back: what manifests record."""
+    whole, micro = _split(seconds)
+    return float(f"{whole}.{micro:06d}")
+
+
 def new_id(now: float, kind: str) -> str:
-    micro = round((now % 1) * 1_000_000) % 1_000_000
-    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(now)) + f".{micro:06d}Z"
+    whole, micro = _split(now)
+    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(whole)) + f".{micro:06d}Z"
     return f"atlas-{stamp}-{KINDS[kind]}"
 
 
@@ -42,16 +54,16 @@ def parse_time(text: str) -> float:
     base, _, fraction = cleaned.partition(".")
     for fmt in ("%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M", "%Y-%m-%d"):
         try:
-            seconds = float(calendar.timegm(time.strptime(base, fmt)))
+            whole = calendar.timegm(time.strptime(base, fmt))
         except ValueError:
             continue
-        return seconds + (float(f"0.{fraction}") if fraction.isdigit() else 0.0)
+        return float(f"{whole}.{fraction}") if fraction.isdigit() else float(whole)
     raise BackupError(f"expected a UTC time like 2026-12-02T17:00:00Z or epoch seconds: {text!r}")
 
 
 def iso(seconds: float) -> str:
-    micro = round((seconds % 1) * 1_000_000) % 1_000_000
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{micro:06d}Z"
+    whole, micro = _split(seconds)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole)) + f".{micro:06d}Z"
 
 
 @dataclass(frozen=True)

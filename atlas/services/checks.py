@@ -121,7 +121,7 @@ def drill(dest: Path, passphrase: str | None, now: float) -> Verdict:
                 verdict = Verdict(tip.manifest.id, True, None)
             except BackupError as exc:
                 verdict = Verdict(tip.manifest.id, False, str(exc))
-    record(dest, verified=[verdict], now=now)
+    record(dest, verified=[verdict], now=now, drilled=True)
     return verdict
 
 
@@ -142,12 +142,15 @@ def record(
     now: float,
     made: Manifest | None = None,
     verified: Sequence[Verdict] = (),
+    drilled: bool = False,
 ) -> None:
     """Note a new backup or a verification in status.json and atlas_backup.prom."""
     status = load_status(dest)
     if made is not None:
         status.setdefault("lastSuccess", {})[made.kind] = made.created
         status.setdefault("sizeBytes", {})[made.kind] = made.payload_bytes
+    if drilled:
+        status["lastDrill"] = now
     failures = [v for v in verified if not v.ok]
     if verified and not failures:
         status["lastVerifiedRestore"] = now

@@ -101,6 +101,9 @@ def rebuild(
                 raise BackupError(f"backup {m.id}: {exc}") from exc
             if after is not None:
                 after(m)
+    except BaseException:
+        into.unlink(missing_ok=True)  # never leave a half-rebuilt file behind
+        raise
     finally:
         os.close(fd)
 
