@@ -18,6 +18,7 @@ from atlas.errors import BackupError
 from atlas.services import capture, catalog, checks, retention, swap
 from atlas.services.capture import Request
 from atlas.services.units import NoUnits
+from tests.integration.test_services import services_config
 from tests.support.seeding import items, seed
 
 T0 = 1_800_000_000.0
@@ -255,3 +256,36 @@ def test_a_killed_backup_leaves_nothing_listed_and_retention_keeps_chains(tmp_pa
     removed = retention.prune(dest, keep_last=1, max_age_s=None, now=T0 + 300)
     assert removed == [e.manifest.id for e in entries]
     assert not [p for p in dest.iterdir() if p.name.startswith(".") and p.name != ".lock"]
+
+
+def run_until(argv: list[str], appears: Path, pattern: str) -> None:
+    """Run ``atlas ARGV`` and SIGKILL it as soon as a file matching ``pattern`` appears."""
+    proc = subprocess.Popen([sys.executable, "-m", "atlas", *argv])
+    try:
+        deadline = time.monotonic() + 60
+        while not list(appears.glob(pattern)):
+            assert proc.poll() is None, f"atlas {argv[:2]} ended before it could be killed"
+            assert time.monotonic() < deadline, f"no {pattern} in {appears}"
+            time.sleep(0.005)
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_sigkill_during_backup_and_restore_then_a_clean_retry(tmp_path: Path) -> None:
+    db, dest = tmp_path / "atlas.db", tmp_path / "backups"
+    make_db(db, 60_000).close()  # ~25 MB: long enough to be killed part-way
+    config = str(services_config(tmp_path, db, {}))
+    run_until(["backup", "create", "--config", config], dest, ".*.pages.partial")
+    assert catalog.catalog(dest) == [], "a killed backup is not listed"
+    m = take(db, dest, "full", T0)
+    assert not [p for p in dest.iterdir() if p.name.endswith(".partial")]
+    target = tmp_path / "live" / "atlas.db"
+    target.parent.mkdir()
+    make_db(target, 5).close()
+    before = sha(target)
+    argv = ["backup", "restore", m.id, "--config", config, "--to", str(target)]
+    run_until(argv, target.parent, ".atlas.db.restoring")
+    assert sha(target) == before, "a killed restore leaves the database as it was"
+    restore_to(dest, catalog.catalog(dest)[0], target)
+    assert rows_of(target) == rows_of(db)
