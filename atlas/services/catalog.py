@@ -82,7 +82,7 @@ class Manifest:
     pages_stored: int
     digests_sha256: str
     encryption: str | None  # AES-256-GCM or None
-    compression: str = "zlib"
+    compression: str = "zstd"
 
     def as_dict(self) -> dict[str, Any]:
         return {
