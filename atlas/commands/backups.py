@@ -3,8 +3,9 @@ database, per the BackupPolicy in the rendered services.json (found through
 --scope/--root unless --config names it). The work is in ``atlas.services``
 (``pagebackups``); this module parses the arguments and prints the results.
 
-``restore`` over the host's database stops the units that use it (atlas-core*,
-atlas-api*) with systemctl of the scope and starts them again; ``--to FILE``
+``restore`` over the host's database holds the reconcile lock (so self-heal waits),
+stops the units that use it (atlas-core*, atlas-api*) with systemctl of the scope
+and starts them again; ``--to FILE``
 restores to another file and touches no unit. ``restore FILE`` of a backup taken
 before page backups (``atlas-<time>.db[.enc]``) still works as it did.
 """
@@ -12,6 +13,7 @@ before page backups (``atlas-<time>.db[.enc]``) still works as it did.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import time
 from pathlib import Path, PurePosixPath
@@ -72,6 +74,9 @@ def _verb_arguments(verb: str, p: argparse.ArgumentParser) -> None:
         p.add_argument("--dry-run", action="store_true", help="say what would be done")
         p.add_argument("--to", type=Path, default=None, help="restore to this file instead")
         p.add_argument("--force", action="store_true", help="(old backup files) replace --to")
+        p.add_argument(
+            "--wait", type=float, default=30.0, help="seconds to wait for a running reconcile"
+        )
 
 
 def _target(args: argparse.Namespace) -> tuple[ServicesSettings, Target, HostLayout]:
@@ -136,6 +141,7 @@ def backup_verify(args: argparse.Namespace) -> int:
 
 def backup_restore(args: argparse.Namespace) -> int:
     from atlas.services import catalog, pagebackups
+    from atlas.services.pause import reconciler_paused
     from atlas.services.units import NoUnits, SystemdUnits, UnitControl
 
     if args.id and Path(args.id).is_file():
@@ -145,7 +151,11 @@ def backup_restore(args: argparse.Namespace) -> int:
     at = catalog.parse_time(args.at) if args.at else None
     units: UnitControl = NoUnits() if args.to else SystemdUnits(scope_of(args), os.environ)  # type: ignore[arg-type]
     chosen = pagebackups.point(target, args.id, at)
-    done = pagebackups.restore(target, chosen, database, units, time.time(), args.dry_run)
+    paused: contextlib.AbstractContextManager[None] = contextlib.nullcontext()
+    if not args.to and not args.dry_run:
+        paused = reconciler_paused(layout.on_disk(layout.reconciler_dir / "lock"), args.wait)
+    with paused:
+        done = pagebackups.restore(target, chosen, database, units, time.time(), args.dry_run)
     if args.output == "json":
         print_json(done.as_dict())
     else:

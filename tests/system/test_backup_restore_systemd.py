@@ -1,6 +1,6 @@
-"""``atlas backup restore`` on a real systemd user manager: the units that hold the
-database open are stopped for the swap and started again, and a unit that was not
-running stays stopped."""
+"""``atlas backup restore`` on a real systemd user manager: it waits for (or refuses
+beside) a running reconcile, the units that hold the database open are stopped for
+the swap and started again, and a unit that was not running stays stopped."""
 
 from __future__ import annotations
 
@@ -14,6 +14,8 @@ from typing import Any
 import pytest
 
 from atlas.cli import main
+from reconciler.host.lock import reconcile_lock
+from reconciler.host.paths import host_layout
 from tests.integration.test_services import count_items, services_config
 from tests.support.monitoring import wait_for
 from tests.support.seeding import items, seed
@@ -66,6 +68,12 @@ def test_restore_stops_and_starts_the_units_around_the_swap(
     argv = ["backup", "restore", backup_id, "--config", str(config), "--scope", "user"]
     assert main([*argv, "--dry-run"]) == 2
     assert "would stop and start: atlas-core.service" in capsys.readouterr().out
+    layout = host_layout("user", Path("/"), systemd_user.env)
+    with reconcile_lock(Path(str(layout.reconciler_dir)) / "lock"):
+        assert main([*argv, "--wait", "0.3"]) == 1
+    assert f"a reconcile (PID {os.getpid()}) holds" in capsys.readouterr().err
+    assert count_items(db) == 42, "refused: nothing restored"
+    assert systemd_user.show("atlas-core.service", "InvocationID")["InvocationID"] == before
     assert main(argv) == 0, capsys.readouterr().err
     out = capsys.readouterr().out
     assert "units stopped and started: atlas-core.service" in out
