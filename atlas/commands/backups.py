@@ -110,19 +110,25 @@ def backup_create(args: argparse.Namespace) -> int:
 
 def backup_list(args: argparse.Namespace) -> int:
     from atlas.services import catalog
+    from atlas.services.backup import list_backups
 
     _, target, _ = _target(args)
     entries = catalog.catalog(target.destination)
+    older = list_backups(target.destination)  # whole-file backups of earlier releases
     if args.output == "json":
-        print_json({"backups": [e.as_dict() for e in entries]})
+        print_json(
+            {"backups": [e.as_dict() for e in entries], "files": [b.as_dict() for b in older]}
+        )
         return EXIT_OK
-    if not entries:
+    if not entries and not older:
         print("no backups yet")
     for e in entries:
         m = e.manifest
         state = "ok" if e.usable else f"UNUSABLE: {e.problem}"
         sealed = "encrypted" if m.encryption else "plain"
         print(f"{m.id}  {m.kind:<11} {m.payload_bytes:>12}  {sealed:<9}  {state}")
+    for b in older:
+        print(f"{b.path}  (a whole-file backup: atlas backup restore FILE --to DB)")
     return EXIT_OK
 
 
@@ -161,7 +167,7 @@ def backup_restore(args: argparse.Namespace) -> int:
     else:
         verb = "restored" if done.done else "would restore"
         print(f"{verb} {done.point} (the database as of {catalog.iso(done.created)})")
-        print(f"  chain: {' -> '.join(done.chain)}")
+        print(f"  chain: {' -> '.join(done.chain)}; schema version {done.schema_version}")
         print(f"  over: {done.target}" + (f" (kept aside as {done.aside})" if done.aside else ""))
         if done.units:
             stopped = "stopped and started" if done.done else "would stop and start"

@@ -21,6 +21,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from atlas import db
 from atlas.errors import BackupError, StorageError
 
 DIGEST = 16  # bytes of BLAKE2b per page
@@ -67,7 +68,7 @@ def facts(path: Path) -> Facts:
         try:
             page_size = int(conn.execute("PRAGMA page_size").fetchone()[0])
             page_count = int(conn.execute("PRAGMA page_count").fetchone()[0])
-            version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+            version = db.current_version(conn)  # the newest migration applied
             tables = [
                 r[0]
                 for r in conn.execute(

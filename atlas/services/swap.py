@@ -33,6 +33,7 @@ class Restore:
     aside: Path | None
     units: tuple[str, ...]
     done: bool
+    schema_version: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -43,6 +44,7 @@ class Restore:
             "keptAside": str(self.aside) if self.aside else None,
             "units": list(self.units),
             "restored": self.done,
+            "schemaVersion": self.schema_version,
         }
 
 
@@ -54,7 +56,8 @@ def _aside_name(target: Path, now: float) -> Path:
 def plan(target: Path, point: Entry, units: UnitControl, now: float) -> Restore:
     aside = _aside_name(target, now) if target.exists() else None
     m = point.manifest
-    return Restore(m.id, m.created, point.chain, target, aside, tuple(units.active()), False)
+    active = tuple(units.active())
+    return Restore(m.id, m.created, point.chain, target, aside, active, False, m.schema_version)
 
 
 def _fold_wal(target: Path, aside: Path) -> None:

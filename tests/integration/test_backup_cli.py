@@ -58,6 +58,7 @@ def test_list_verify_and_restore_a_point_in_time(tmp_path: Path, capsys: Capture
     assert code == 2 and f"would restore {full}" in out and not target.exists(), err
     code, out, _ = cli(capsys, *base, "--at", at, "-o", "json")
     assert code == 0 and json.loads(out)["point"] == full
+    assert json.loads(out)["schemaVersion"] == listed[0]["database"]["schemaVersion"] > 0
     assert count_items(target) == 20
     code, out, _ = cli(capsys, *base, incr)
     assert code == 0 and "kept aside as" in out and count_items(target) == 25
@@ -113,3 +114,24 @@ def test_an_encrypting_policy_without_its_passphrase_is_refused(
     code, _, err = cli(capsys, "backup", "create", "--config", str(config))
     assert code == 1 and "passphrase variable ATLAS_SECRET_K is not set" in err
     assert not (tmp_path / "backups").exists() or not list((tmp_path / "backups").glob("*.json"))
+
+
+def test_whole_file_backups_of_earlier_releases_are_listed_and_restore(
+    tmp_path: Path, capsys: Capture
+) -> None:
+    from atlas.services.backup import make_backup
+    from atlas.services.settings import BackupSettings
+
+    db = tmp_path / "atlas.db"
+    seed(db, {"a": items("a", 4)}).close()
+    config = services_config(tmp_path, db, {})
+    old = make_backup(
+        db, BackupSettings("p", tmp_path / "backups", 3, None, False, None, True), 1e9, None
+    )
+    code, out, _ = cli(capsys, "backup", "list", "--config", str(config), "-o", "json")
+    assert json.loads(out) == {"backups": [], "files": [old.as_dict() | {"path": str(old.path)}]}
+    target = tmp_path / "from-old.db"
+    code, out, _ = cli(
+        capsys, "backup", "restore", str(old.path), "--config", str(config), "--to", str(target)
+    )
+    assert code == 0 and count_items(target) == 4
