@@ -254,4 +254,6 @@ def _backup(m: Manifest) -> model.BackupPolicy:
         encrypt=v("encrypt"),
         encryption_key_secret=v.get("encryptionKeySecret"),
         verify=v("verify"),
+        full_every_s=_seconds(v, "fullEvery"),
+        drill_every_s=parse_duration(v("drillEvery")) if v.has("drillEvery") else None,
     )

@@ -179,6 +179,8 @@ class BackupPolicy:
     encrypt: bool
     encryption_key_secret: str | None
     verify: bool
+    full_every_s: float = 0.0  # 0: every backup is full
+    drill_every_s: float | None = None  # None: no restore drills
 
 
 @dataclass(frozen=True)

@@ -76,6 +76,8 @@ def services(i: Inputs, d: model.Deployment) -> Config:
             if b.encrypt and b.encryption_key_secret
             else None,
             "verify": b.verify,
+            "fullEverySeconds": b.full_every_s,
+            "drillEverySeconds": b.drill_every_s,
         }
     )
     return config
