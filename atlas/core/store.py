@@ -68,6 +68,11 @@ class Store:
     def close(self) -> None:
         self.conn.close()
 
+    @property
+    def path(self) -> str:
+        """The database file (for another connection to it)."""
+        return str(self.conn.execute("PRAGMA database_list").fetchone()[2])
+
     # ---- sources
 
     def sync_sources(
