@@ -150,6 +150,7 @@ MIGRATIONS += (
             claimed_at REAL
         );
         INSERT INTO source_leases (source) SELECT name FROM sources;
+        CREATE INDEX sources_by_next_check ON sources (next_check_at);
         ALTER TABLE hosts ADD COLUMN failures INTEGER NOT NULL DEFAULT 0;
         ALTER TABLE hosts ADD COLUMN opened_at REAL NOT NULL DEFAULT 0;
         ALTER TABLE hosts ADD COLUMN open_for REAL;
