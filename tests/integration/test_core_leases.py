@@ -1,7 +1,8 @@
 """Several ``atlas core --instance N`` processes share the sources through leases in
 the content database: a SIGKILLed instance's sources are fetched by another within
 one lease period, nothing is lost, and no source is fetched twice at once; a holder
-paused past its lease cannot store over the instance that took it over."""
+paused past its lease cannot store over the instance that took it over; and the
+replicas share one circuit breaker per host."""
 
 from __future__ import annotations
 
@@ -14,11 +15,17 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import pytest
 
+from atlas.core import settings as core_settings
+from atlas.core.store import open_store
+from atlas.core.worker import Worker
+from atlas.resilience.breaker import BreakerPolicy, State
+from atlas.resilience.retry import RetryPolicy
+from seams.testing import FakeClock
 from tests.support.feeds import (
     Entry,
     FeedServer,
@@ -223,3 +230,39 @@ def test_a_paused_holders_late_store_is_refused(tmp_path: Path, server: FeedServ
     assert len(calls) == 2
     text = log_a.read_text()
     assert "lease of source f lost" in text and "Traceback" not in text
+
+
+def test_replicas_share_one_circuit_per_host(tmp_path: Path, server: FeedServer) -> None:
+    """Failures seen by two replicas add up: the circuit opens once for both, and
+    the hosts row says what both see (not the last writer's private view)."""
+    for n in ("a", "b", "c"):
+        server.routes[f"/{n}"] = Reply(status=503)
+    db = tmp_path / "atlas.db"
+    cfg = core_config(db, [source(n, url=server.url(f"/{n}")) for n in ("a", "b", "c")])
+    cfg["replicas"] = 2
+    core = replace(
+        core_settings.from_dict(cfg, tmp_path / "core.json"),
+        breaker=BreakerPolicy(failure_threshold=2, open_s=60),
+        retry=RetryPolicy(attempts=1),
+    )
+    core = replace(core, fetch=replace(core.fetch, concurrency=1))
+    clock = FakeClock()
+    one, two = (
+        Worker(core.for_instance(n), open_store(db, 5), clock=clock, rand=lambda: 0.0)
+        for n in (1, 2)
+    )
+    try:
+        one.start()
+        two.start()
+        assert one.tick(5) == 1 and not one.in_flight  # one fetch stored: one failure
+        assert one.breakers.state(server.host) is State.CLOSED
+        assert two.tick(5) == 1 and not two.in_flight  # the second, by the other replica
+        assert one.breakers.state(server.host) is State.OPEN
+        assert one.tick(0) == 0 and two.tick(0) == 0
+        assert len(server.seen) == 2, "the third source waits for the shared circuit"
+        assert query(db, "SELECT circuit FROM hosts") == [("open",)]
+        assert one.waiting == 1 and two.waiting == 1
+    finally:
+        for w in (one, two):
+            w.shutdown()
+            w.store.close()
