@@ -266,3 +266,40 @@ def test_replicas_share_one_circuit_per_host(tmp_path: Path, server: FeedServer)
         for w in (one, two):
             w.shutdown()
             w.store.close()
+
+
+def test_a_stopped_instance_releases_its_leases_at_once(tmp_path: Path, server: FeedServer) -> None:
+    """SIGTERM cuts a fetch short after the 2 s grace and gives its lease back, so the
+    other instance takes the source at once, not after the (30 s) lease period."""
+    arrivals: list[float] = []
+
+    def reply(seen: Seen) -> Reply:
+        arrivals.append(time.monotonic())
+        return Reply(body=rss20(entries("s", 2)), delay_s=20.0 if len(arrivals) == 1 else 0.0)
+
+    server.routes["/s"] = reply
+    db = tmp_path / "atlas.db"
+    cfg = core_config(
+        db,
+        [source("s", url=server.url("/s"))],
+        metrics_port=free_port(),
+        replicas=2,
+        timeoutSeconds=30,
+    )
+    config = write_json(tmp_path / "core.json", cfg)  # leaseSeconds: the default 30
+    a = start(config, 1, tmp_path / "core-1.log")
+    procs = [a]
+    try:
+        wait_until(lambda: bool(arrivals), 30, "instance 1 to fetch")
+        procs.append(start(config, 2, tmp_path / "core-2.log"))
+        log_b = tmp_path / "core-2.log"
+        wait_until(lambda: "replica 2/2" in log_b.read_text(), 30, "instance 2 to run")
+        stopped = time.monotonic()
+        a.send_signal(signal.SIGTERM)
+        assert a.wait(timeout=10) == 0
+        wait_until(lambda: query(db, "SELECT COUNT(*) FROM items") == [(2,)], 20, "the takeover")
+    finally:
+        stop_all(procs)
+    assert len(arrivals) == 2
+    # the grace (2 s), the cut (0.5 s), and one loop tick of the other instance
+    assert arrivals[1] - stopped <= 2.0 + 0.5 + TICK_S + 1.0
