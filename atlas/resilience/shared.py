@@ -41,6 +41,7 @@ from atlas.resilience.ratelimit import (
 from seams.clock import Clock
 
 T = TypeVar("T")
+STATES_EVERY_S = 1.0
 
 
 class _Wall:
@@ -94,6 +95,7 @@ class SharedBreakers(Breakers):
         super().__init__(policy, _Wall(clock), on_change)
         self.shared = shared
         self.trial_timeout_s = trial_timeout_s
+        self._states_at = float("-inf")
 
     def _op(self, host: str, fn: Callable[[CircuitBreaker], T]) -> T:
         with self.shared.transaction(f"circuit breaker of {host}") as conn:
@@ -160,9 +162,17 @@ class SharedBreakers(Breakers):
         return self._op(host, lambda b: b.state)
 
     def states(self) -> dict[str, State]:
+        """Every known host's state, read from the database at most once a second
+        (the loop asks every tick; in between, the states last read)."""
+        now = self.clock.wall()
+        if now - self._states_at >= STATES_EVERY_S:
+            self._states_at = now
+            with self._lock:
+                hosts = list(self._by_host)
+            for host in hosts:
+                self.state(host)
         with self._lock:
-            hosts = list(self._by_host)
-        return {host: self.state(host) for host in hosts}
+            return dict(self._last)
 
     def declare(self, hosts: list[str]) -> None:
         """Give each host a row (closed) unless another instance already did."""
