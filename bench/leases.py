@@ -49,7 +49,7 @@ from tests.support.feeds import (  # noqa: E402
     source,
     write_json,
 )
-from tests.support.net import free_port  # noqa: E402
+from tests.support.net import free_port_run  # noqa: E402
 
 NOW = 1_700_000_000.0
 
@@ -176,7 +176,7 @@ def one_takeover(tmp: Path, lease_s: float) -> float:
         server.routes["/slow"] = reply
         db = tmp / "atlas.db"
         cfg = core_config(
-            db, [source("slow", url=server.url("/slow"))], metrics_port=free_port(), replicas=2
+            db, [source("slow", url=server.url("/slow"))], metrics_port=free_port_run(2), replicas=2
         )
         cfg["leaseSeconds"] = lease_s
         cfg["fetch"]["timeoutSeconds"] = 60

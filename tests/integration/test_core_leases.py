@@ -37,7 +37,7 @@ from tests.support.feeds import (
     source,
     write_json,
 )
-from tests.support.net import free_port
+from tests.support.net import free_port_run
 
 LEASE_S = 3.0
 TICK_S = 1.0  # the loop's longest wait between two looks at the database
@@ -138,7 +138,7 @@ def test_a_killed_instances_sources_are_taken_over_within_one_lease_period(
         server.routes[f"/{name}"] = fetches.route(f"/{name}", entries(name, per_feed), delay)
         sources.append(source(name, url=server.url(f"/{name}")))  # due once (300 s)
     db = tmp_path / "atlas.db"
-    cfg = core_config(db, sources, metrics_port=free_port(), replicas=3, concurrency=2)
+    cfg = core_config(db, sources, metrics_port=free_port_run(3), replicas=3, concurrency=2)
     cfg["leaseSeconds"] = LEASE_S
     config = write_json(tmp_path / "core.json", cfg)
     procs = [start(config, n, tmp_path / f"core-{n}.log") for n in (1, 2, 3)]
@@ -203,7 +203,7 @@ def test_a_paused_holders_late_store_is_refused(tmp_path: Path, server: FeedServ
     cfg = core_config(
         db,
         [source("f", url=server.url("/f"))],
-        metrics_port=free_port(),
+        metrics_port=free_port_run(2),
         replicas=2,
         timeoutSeconds=60,
     )
@@ -219,7 +219,7 @@ def test_a_paused_holders_late_store_is_refused(tmp_path: Path, server: FeedServ
         wait_until(lambda: query(db, "SELECT COUNT(*) FROM items") == [(2,)], 30, "the takeover")
         held.set()
         a.send_signal(signal.SIGCONT)
-        wait_until(lambda: "not stored" in log_a.read_text(), 30, "the late result")
+        wait_until(lambda: "dropped, not stored" in log_a.read_text(), 30, "the late result")
     finally:
         held.set()
         if a.poll() is None:
@@ -282,7 +282,7 @@ def test_a_stopped_instance_releases_its_leases_at_once(tmp_path: Path, server: 
     cfg = core_config(
         db,
         [source("s", url=server.url("/s"))],
-        metrics_port=free_port(),
+        metrics_port=free_port_run(2),
         replicas=2,
         timeoutSeconds=30,
     )
