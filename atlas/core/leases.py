@@ -79,12 +79,18 @@ WHERE holder = :me AND EXISTS (
 RETURNING source
 """
 
+TAKE_SQL = """
+UPDATE source_leases SET holder = ?, token = token + 1, expires_at = ?, claimed_at = ?
+WHERE source = ? AND (holder IS NULL OR expires_at <= ?)
+RETURNING token
+"""
+
 RELEASE_SQL = (
     "UPDATE source_leases SET holder = NULL, expires_at = 0 WHERE source = ? AND token = ?"
 )
 
 
-def holder_id(instance: int) -> str:
+def holder_id(instance: int | str) -> str:
     """This process's name as a lease holder: host, instance and pid (a restarted
     instance is a new holder; the leases of its former self just expire)."""
     return f"{socket.gethostname()}/core@{instance}/{os.getpid()}"
@@ -116,6 +122,23 @@ class Leases:
         except sqlite3.Error as exc:
             raise StorageError(f"cannot claim sources: {exc}") from exc
         return {str(source): int(token) for source, token in rows}
+
+    def take(self, source: str, now: float) -> int | str:
+        """Claim one source whether due or not (a retry by hand): its token, or the
+        holder that is fetching it now."""
+        try:
+            with db.transaction(self.conn):
+                row = self.conn.execute(
+                    TAKE_SQL, (self.holder, now + self.period_s, now, source, now)
+                ).fetchone()
+                if row is not None:
+                    return int(row[0])
+                held = self.conn.execute(
+                    "SELECT holder FROM source_leases WHERE source = ?", (source,)
+                ).fetchone()
+        except sqlite3.Error as exc:
+            raise StorageError(f"cannot claim source {source}: {exc}") from exc
+        return str(held[0]) if held else "nobody (the source was never recorded)"
 
     def renew(self, held: Mapping[str, int], now: float) -> set[str]:
         """Extend the leases of ``held`` ({source: token}); returns those no longer

@@ -4,6 +4,7 @@ fence that refuses an expired holder's late store."""
 from __future__ import annotations
 
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -134,3 +135,26 @@ def test_concurrent_claimers_on_separate_connections_never_share_a_source(
         t.join(30)
     assert sorted(taken) == sorted(names)
     assert all(len(holders) == 1 for holders in taken.values())
+
+
+def test_a_retry_by_hand_leaves_a_source_a_replica_is_fetching_alone(tmp_path: Path) -> None:
+    from atlas.core import settings as core_settings
+    from atlas.core.oneshot import fetch_now
+    from tests.support.feeds import core_config, source
+
+    db = tmp_path / "atlas.db"
+    cfg = core_config(db, [source("motd", "text", text="hello")])
+    settings = core_settings.from_dict(cfg, tmp_path / "core.json")
+    store = open_store(db, 5)
+    store.sync_sources(settings.sources, ["motd"], NOW)
+    now = time.time()  # fetch_now runs on the real clock
+    held = leases(store, "host/core@1/99").claim(["motd"], now, limit=1)
+    [busy] = fetch_now(settings, store, ["motd"])
+    assert (busy.ok, busy.status) == (False, "leased")
+    assert "host/core@1/99" in busy.message
+    assert store.conn.execute("SELECT COUNT(*) FROM items").fetchone() == (0,)
+    leases(store, "host/core@1/99").release("motd", held["motd"])
+    [done] = fetch_now(settings, store, ["motd"])
+    assert (done.ok, done.status, done.new) == (True, "ok", 1)
+    row = store.conn.execute("SELECT holder, token FROM source_leases").fetchone()
+    assert row == (None, 2), "the retry held the lease while it fetched, then released it"
