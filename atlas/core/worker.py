@@ -164,8 +164,14 @@ class Worker:
         self.heartbeat = self.clock.monotonic()
         self._harvest([f for f in self.in_flight if f.done()])
         self._renew()
-        self._record_circuits()
-        submitted = 0 if self.stopping.is_set() else self._submit_due()
+        submitted = 0
+        try:
+            self._record_circuits()
+            if not self.stopping.is_set():
+                submitted = self._submit_due()
+        except StorageError as exc:  # busy or broken database: claim again next tick
+            self.storage_errors += 1
+            log.error("%s; sources are claimed again at the next tick", exc)
         if self.clock.monotonic() - self._dlq_checked > DLQ_REFRESH_S:
             self._refresh_dlq()
         if self.in_flight:
@@ -275,6 +281,10 @@ class Worker:
             job = self.in_flight.pop(future)
             try:
                 result = future.result()
+            except StorageError as exc:  # the shared breaker or rate limit was unwritable
+                log.error("fetch of %s stopped: %s; it stays due", job.source.name, exc)
+                self._release(job)
+                continue
             except Exception:  # a bug in a job must not kill the loop or lose the source
                 log.exception("fetch of %s crashed; it stays due", job.source.name)
                 self._release(job)
@@ -328,9 +338,13 @@ class Worker:
                 c.unchanged,
             )
             if result.job.source.host:
-                self.metrics.rate.labels(result.job.source.host).set(
-                    self.limiter.rate(result.job.source.host)
-                )
+                self._show_rate(result.job.source.host)
+
+    def _show_rate(self, host: str) -> None:
+        try:
+            self.metrics.rate.labels(host).set(self.limiter.rate(host))
+        except StorageError as exc:  # only the gauge waits for the next store
+            log.error("%s", exc)
 
     def stalled_sources(self) -> list[str]:
         """The sources whose latest fetch attempt ran out of time (their server

@@ -303,3 +303,28 @@ def test_a_stopped_instance_releases_its_leases_at_once(tmp_path: Path, server: 
     assert len(arrivals) == 2
     # the grace (2 s), the cut (0.5 s), and one loop tick of the other instance
     assert arrivals[1] - stopped <= 2.0 + 0.5 + TICK_S + 1.0
+
+
+def test_a_locked_database_delays_claims_without_breaking_the_loop(
+    tmp_path: Path, server: FeedServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    server.routes["/f"] = Reply(body=rss20(entries("f", 2)))
+    db = tmp_path / "atlas.db"
+    cfg = core_config(db, [source("f", url=server.url("/f"))])
+    cfg["database"]["busyTimeoutSeconds"] = 0.1
+    core = core_settings.from_dict(cfg, tmp_path / "core.json")
+    worker = Worker(core.for_instance(1), open_store(db, 0.1), clock=FakeClock())
+    other = sqlite3.connect(db, isolation_level=None)
+    try:
+        worker.start()
+        other.execute("BEGIN IMMEDIATE")  # another writer holds the database
+        assert worker.tick(0) == 0 and worker.storage_errors >= 1
+        assert "database is locked" in caplog.text and "Traceback" not in caplog.text
+        other.execute("COMMIT")
+        worker.run_until_idle(10)
+        assert query(db, "SELECT COUNT(*) FROM items") == [(2,)]
+        assert worker.storage_errors == 0
+    finally:
+        other.close()
+        worker.shutdown()
+        worker.store.close()
