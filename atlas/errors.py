@@ -3,6 +3,8 @@
 AtlasError                  everything the platform raises on purpose
 ├── ConfigError             the rendered config (or a CLI argument) is wrong: exit 1
 ├── StorageError            the database cannot be opened or migrated
+├── LeaseLost               another instance took over a source's lease: this
+│                           instance's late result is not stored
 ├── PermanentFailure        retrying will not help until something changes
 │   ├── FetchRejected       the server answered, but not with usable content
 │   │                       (4xx, body too large, too many redirects, bad URL)
@@ -42,6 +44,11 @@ class ConfigError(AtlasError):
 
 class StorageError(AtlasError):
     """The database cannot be used."""
+
+
+class LeaseLost(AtlasError):
+    """A result came back under a lease that expired and was taken over (or released):
+    storing it could overwrite the new holder's work, so it is dropped."""
 
 
 class PermanentFailure(AtlasError):

@@ -7,6 +7,7 @@ atlas_ingest_fetch_duration_seconds       time of each HTTP attempt (histogram)
 atlas_ingest_backlog                      sources due but not (yet) being fetched
 atlas_ingest_source_errors{source}        consecutive failed fetches of a source
 atlas_ingest_stalled_sources              sources whose latest attempt ran out of time
+atlas_ingest_leases_lost_total           results dropped: their lease was taken over
 atlas_circuit_state{host}                 0 closed, 1 half-open, 2 open
 atlas_dlq_size                            open dead letters of this replica's sources
 atlas_ingest_rate_limit_per_second{host}  current adaptive rate of a host
@@ -69,6 +70,11 @@ class CoreMetrics:
         self.stalled = Gauge(
             "atlas_ingest_stalled_sources",
             "Sources whose latest fetch attempt timed out (its deadline: connect, headers, body)",
+            registry=r,
+        )
+        self.leases_lost = Counter(
+            "atlas_ingest_leases_lost",
+            "Fetched results dropped because their lease expired and another replica took it",
             registry=r,
         )
         self.circuit = Gauge(

@@ -3,13 +3,12 @@
 The JSON Schema (schemas/config/core.json) checks shapes; this module checks what
 a schema cannot say (a feed needs a URL, a text source needs its text, names are
 unique, ``--instance`` is within ``replicas``) and raises ConfigError naming the
-file and the field. It also picks this replica's share of the sources: replica N
-of R takes the sources whose stable hash of the name is N-1 modulo R.
+file and the field. Every replica knows every source: which one fetches a source
+is decided by leases in the content database (``atlas.core.leases``), not here.
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -104,16 +103,16 @@ class CoreSettings(BaseSettings):
     error_backoff: ErrorBackoff = field(default_factory=ErrorBackoff)
     max_freshness_s: float = 24 * 3600.0  # a Cache-Control max-age beyond this is capped
     default_rate: AimdPolicy = DEFAULT_POLICY
+    lease_s: float = 30.0  # a claim on a source lasts this long unless renewed
 
     def for_instance(self, instance: int | None) -> InstanceSettings:
-        """This replica's view: its sources and its metrics port."""
+        """This replica's view: the sources it may claim (all) and its metrics port."""
         n = 1 if instance is None else instance
         if not 1 <= n <= self.replicas:
             raise ConfigError(
                 f"{self.config_path}: --instance {n} is outside 1..replicas ({self.replicas})"
             )
-        mine = tuple(s for s in self.sources if shard_of(s.name, self.replicas) == n - 1)
-        return InstanceSettings(self, n, mine, self.metrics_port + n - 1)
+        return InstanceSettings(self, n, self.sources, self.metrics_port + n - 1)
 
     def rate_policy(self, host: str) -> AimdPolicy:
         """The most conservative configured limit of the host's sources, else the default."""
@@ -131,12 +130,6 @@ class InstanceSettings:
     instance: int
     sources: tuple[SourceSettings, ...]
     metrics_port: int
-
-
-def shard_of(name: str, replicas: int) -> int:
-    """A stable shard number for a source name (the same on every host and run)."""
-    digest = hashlib.sha256(name.encode("utf-8")).digest()
-    return int.from_bytes(digest[:8], "big") % replicas
 
 
 def _split_userinfo(url: str) -> tuple[str, tuple[str, str] | None]:
@@ -237,6 +230,7 @@ def from_dict(
         metrics_listen=data["metrics"]["listen"],
         metrics_port=int(data["metrics"]["port"]),
         replicas=int(data["replicas"]),
+        lease_s=float(data.get("leaseSeconds", 30)),
         fetch=FetchSettings(
             user_agent=fetch["userAgent"],
             timeout_s=float(fetch["timeoutSeconds"]),

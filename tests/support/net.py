@@ -20,3 +20,23 @@ def free_ports(n: int) -> list[int]:
 
 def free_port() -> int:
     return free_ports(1)[0]
+
+
+def free_port_run(n: int, tries: int = 50) -> int:
+    """The first of ``n`` consecutive free ports (core replica N serves metrics on
+    ``port + N - 1``): each of them bound together once before it is returned."""
+    for _ in range(tries):
+        first = free_port()
+        socks = []
+        try:
+            for port in range(first, first + n):
+                s = socket.socket()
+                socks.append(s)
+                s.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        finally:
+            for s in socks:
+                s.close()
+        return first
+    raise RuntimeError(f"no run of {n} free ports found in {tries} tries")
