@@ -145,6 +145,7 @@ def test_a_missing_secret_variable_fails_the_fetch_saying_which(
     path = write_json(tmp_path / "core.json", core_config(tmp_path / "a.db", [raw]))
     core = core_settings.from_dict(core_settings.load_config(path, "core"), path, {})
     store = open_store(tmp_path / "a.db", 5)
+    store.sync_sources(core.sources, [s.name for s in core.sources], 1000.0)  # as core does
     [outcome] = fetch_now(core, store, ["token-feed"])
     store.close()
     assert not outcome.ok
