@@ -27,6 +27,7 @@ COMMAND_MODULES = (
     "atlas.commands.monitoring",
     "atlas.commands.platform",
     "atlas.commands.doctor",
+    "atlas.commands.report",
 )
 
 Handler = Callable[[argparse.Namespace], int]
