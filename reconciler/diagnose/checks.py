@@ -265,14 +265,14 @@ def backups(f: BackupFacts, now: float) -> Finding:
         return problem(
             "backups",
             f"no backup in {f.destination}",
-            "run one now: `systemctl start atlas-backup.service`, then check its journal",
+            "run the backup job now (start atlas-services.service), then read its journal",
         )
     age = now - f.newest_at
     if age > f.max_age_s:
         return problem(
             "backups",
             f"newest backup in {f.destination} is {age / 3600:.1f} h old",
-            "check atlas-backup.timer and the backup job's journal",
+            "check that atlas-services.timer is active, and the backup job's journal",
         )
     return ok("backups", f"newest backup is {age / 3600:.1f} h old")
 

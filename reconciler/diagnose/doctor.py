@@ -16,6 +16,7 @@ from reconciler.diagnose.gather import (
     key_facts,
     repo_facts,
 )
+from reconciler.drift import DriftItem
 from reconciler.errors import ReconcilerError
 from reconciler.host.paths import HostLayout
 from reconciler.inventory import Inventory
@@ -50,14 +51,18 @@ def _strays(layout: HostLayout, inventory: Inventory) -> list[str]:
     return [str(layout.unit_dir / n) for n in names if n not in known]
 
 
-def _inventory(layout: HostLayout, store: StateStore, probes: Probes) -> checks.Finding:
-    inventory = store.inventory()
+def _drift(layout: HostLayout, store: StateStore, probes: Probes) -> list[DriftItem]:
     try:
-        _, drift = observe_host(layout, store, probes.runtime)
+        return observe_host(layout, store, probes.runtime)[1]
     except ReconcilerError:
-        _, drift = observe_host(layout, store, None)
+        return observe_host(layout, store, None)[1]
+
+
+def _inventory(layout: HostLayout, store: StateStore, drift: list[DriftItem]) -> checks.Finding:
     return checks.inventory(
-        checks.InventoryFacts([(d.target, d.kind) for d in drift], _strays(layout, inventory))
+        checks.InventoryFacts(
+            [(d.target, d.kind) for d in drift], _strays(layout, store.inventory())
+        )
     )
 
 
@@ -103,13 +108,15 @@ def _ports(
     return checks.ports(facts)
 
 
-def _reconciler(store: StateStore, states: States, env: str | None, now: float) -> checks.Finding:
+def _reconciler(
+    store: StateStore, states: States, env: str | None, drifted: bool, now: float
+) -> checks.Finding:
     last = store.last_attempt(env) if env else None
     unit = SELF_UNIT if SELF_UNIT in store.inventory().units else None
     active = None
     if unit is not None and states is not None:
         active = states[unit].active_state == "active"
-    status = sync_status(sync_facts(store, env, drift=False))
+    status = sync_status(sync_facts(store, env, drift=drifted))
     return checks.reconciler(
         checks.ReconcilerFacts(
             reconciled=True,
@@ -140,10 +147,11 @@ def diagnose(
     else:
         target = store.target()
         states = _states(store, probes)
+        drift = _drift(layout, store, probes)
         out += [
-            _inventory(layout, store, probes),
+            _inventory(layout, store, drift),
             _units(store, probes, states),
-            _reconciler(store, states, target.get("environment"), now),
+            _reconciler(store, states, target.get("environment"), bool(drift), now),
             _ports(store, probes, states),
         ]
     out += [
