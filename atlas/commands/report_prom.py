@@ -5,6 +5,7 @@ plus what only metrics hold (per-fetch success ratio, fetch and API latency)."""
 from __future__ import annotations
 
 import math
+import re
 from typing import Any
 
 from atlas.errors import AtlasError
@@ -16,16 +17,31 @@ class PrometheusError(AtlasError):
     """The Prometheus given with --prometheus cannot answer."""
 
 
+def shown(url: str) -> str:
+    """``url`` as it may be printed: without a user or password in it."""
+    return re.sub(r"^([a-z][a-z0-9+.-]*://)[^/@]*@", r"\1", url, flags=re.IGNORECASE)
+
+
 def _query(client: Any, url: str, expr: str, at: float) -> list[tuple[dict[str, str], float]]:
     import httpx
 
+    where = f"--prometheus {shown(url)}"
     try:
         resp = client.get(f"{url}/api/v1/query", params={"query": expr, "time": at})
+    except httpx.HTTPError as exc:
+        detail = str(exc).replace(url, shown(url))
+        raise PrometheusError(f"{where}: cannot reach it ({type(exc).__name__}: {detail})") from exc
+    try:
         doc = resp.json()
-    except (httpx.HTTPError, ValueError) as exc:
-        raise PrometheusError(f"--prometheus {url}: {type(exc).__name__}: {exc}") from exc
+    except ValueError:
+        doc = None
+    if not isinstance(doc, dict) or "status" not in doc:
+        raise PrometheusError(
+            f"{where}: expected the Prometheus HTTP API (JSON from /api/v1/query), got HTTP "
+            f"{resp.status_code} {resp.headers.get('content-type', '')}".rstrip()
+        )
     if doc.get("status") != "success":
-        raise PrometheusError(f"--prometheus {url}: {doc.get('error', resp.status_code)} in {expr}")
+        raise PrometheusError(f"{where}: {doc.get('error', resp.status_code)} in {expr}")
     out = []
     for r in doc["data"]["result"]:
         value = float(r["value"][1])
@@ -78,7 +94,7 @@ def report(url: str, since: float, until: float) -> dict[str, Any]:
         for m, v in sorted(by_source, key=lambda r: (-r[1], r[0].get("source", "")))
     ]
     return {
-        "from": f"prometheus {url}",
+        "from": f"prometheus {shown(url)}",
         "ingestion": {
             "items": round(items),
             "items_per_hour": round(items / hours, 2),

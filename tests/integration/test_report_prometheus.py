@@ -109,9 +109,23 @@ def test_figures_from_prometheus(prometheus: str, capsys) -> None:
     assert rec["outcomes"]["success"] == pytest.approx(120, rel=0.03)
 
 
-def test_an_unreachable_prometheus_is_a_clear_error(capsys) -> None:
-    url = f"http://127.0.0.1:{free_port()}"
-    code = main(["report", "--prometheus", url])
+def test_an_unreachable_prometheus_is_a_clear_error_without_its_password(capsys) -> None:
+    port = free_port()
+    code = main(["report", "--prometheus", f"http://reader:s3cret@127.0.0.1:{port}"])
     err = capsys.readouterr().err
-    assert code == 1 and f"--prometheus {url}: ConnectError" in err
-    assert "Traceback" not in err
+    assert code == 1
+    assert f"--prometheus http://127.0.0.1:{port}: cannot reach it (ConnectError" in err
+    assert "s3cret" not in err and "Traceback" not in err
+
+
+def test_something_else_than_prometheus_is_a_clear_error(capsys) -> None:
+    from tests.support.monitoring import TestServer
+
+    server = TestServer()  # answers text, not the Prometheus API
+    try:
+        code = main(["report", "--prometheus", server.url])
+    finally:
+        server.close()
+    err = capsys.readouterr().err
+    assert code == 1
+    assert "expected the Prometheus HTTP API (JSON from /api/v1/query), got HTTP" in err
