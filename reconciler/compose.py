@@ -11,6 +11,7 @@ test drives is what a command runs.
 
 from __future__ import annotations
 
+import sqlite3
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import ExitStack
@@ -278,6 +279,20 @@ def _manager(access: Access) -> tuple[doctor_checks.ManagerFacts, Systemctl | No
     return doctor_checks.ManagerFacts(access.scope, state, version), runtime
 
 
+def _state_for_doctor(path: Path) -> tuple[StateStore | None, str]:
+    """The state database read-only, or (None, why it cannot be read)."""
+    store: StateStore | None = None
+    try:
+        store = StateStore.existing(path)
+        if store is not None:
+            store.target()
+        return store, ""
+    except (ReconcilerError, sqlite3.Error) as exc:
+        if store is not None:
+            store.close()
+        return None, f"{path}: {exc}"
+
+
 def doctor(
     access: Access,
     newest_backup: Callable[[Path], float | None],
@@ -295,7 +310,7 @@ def doctor(
         process_tree=doctor_gather.psutil_tree,
         ls_remote=doctor_gather.git_ls_remote,
     )
-    store = StateStore.existing(access.state_path)
+    store, unreadable = _state_for_doctor(access.state_path)
     try:
         env = store.target().get("environment") if store is not None else None
         keys = [(access.state_path.with_name("host.key"), store is not None)]
@@ -320,6 +335,7 @@ def doctor(
             key_files=keys,
             backups=backups,
             now=SystemClock().wall(),
+            unreadable=unreadable,
         )
     finally:
         if store is not None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -145,9 +146,26 @@ def report(access: reconciler.Access, since: float, until: float) -> dict[str, A
         missing.append(f"reconciler state ({access.state_path})")
     return {
         "from": "history",
-        "ingestion": ingestion(content, since, until) if content else None,
+        "ingestion": _read(ingestion, content, since, until, missing),
         "reconciler": sync,
-        "alerts": alerts(agent, since, until) if agent else None,
+        "alerts": _read(alerts, agent, since, until, missing),
         "api": None,
         "missing": missing,
     }
+
+
+def _read(
+    section: Callable[[Path, float, float], dict[str, Any]],
+    db: Path | None,
+    since: float,
+    until: float,
+    missing: list[str],
+) -> dict[str, Any] | None:
+    """``section`` of ``db``; None (and why, in ``missing``) when it cannot be read."""
+    if db is None:
+        return None
+    try:
+        return section(db, since, until)
+    except sqlite3.Error as exc:
+        missing.append(f"{db}: cannot be read ({exc})")
+        return None

@@ -285,9 +285,17 @@ class ReconcilerFacts:
     unit: str | None = None  # atlas-reconciler.service when Atlas runs itself
     unit_active: bool | None = None
     fetch_error: str | None = None
+    unreadable: str = ""  # why the state database cannot be read ("" when it can)
 
 
 def reconciler(f: ReconcilerFacts, now: float) -> Finding:
+    if f.unreadable:
+        return problem(
+            "reconciler",
+            f"the state database cannot be read: {f.unreadable}",
+            "restore it from a copy, or move it aside and run `atlas reconcile --once` "
+            "(a new history; files of the old inventory are then not removed)",
+        )
     if not f.reconciled:
         return problem(
             "reconciler", "nothing was reconciled on this host", "run `atlas reconcile --once`"

@@ -138,11 +138,14 @@ def diagnose(
     key_files: Sequence[tuple[Path, bool]],
     backups: checks.BackupFacts,
     now: float,
+    unreadable: str = "",
 ) -> Diagnosis:
-    """Every check, in order: the manager, what Atlas wrote and runs, its data, the host."""
+    """Every check, in order: the manager, what Atlas wrote and runs, its data, the host.
+    ``unreadable``: why the state database (then ``store`` None) cannot be read."""
     out = [checks.manager(probes.manager)]
     if store is None:
-        out.append(checks.reconciler(checks.ReconcilerFacts(reconciled=False), now))
+        facts = checks.ReconcilerFacts(reconciled=False, unreadable=unreadable)
+        out.append(checks.reconciler(facts, now))
         target: dict[str, str | None] = {}
     else:
         target = store.target()

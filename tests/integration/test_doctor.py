@@ -206,3 +206,24 @@ def test_the_command_on_a_converged_root_prints_one_line_per_check(world: World,
     assert "ok       database    content database" in out
     assert "unknown  manager" in out
     assert "Traceback" not in out
+
+
+def test_an_unreadable_state_database_is_a_finding_not_a_crash(tmp_path: Path, capsys) -> None:
+    state = tmp_path / "root/home/atlas/.local/state/atlas/reconciler/state.db"
+    state.parent.mkdir(parents=True)
+    state.write_bytes(b"not a database at all\n" * 100)
+    before = state.read_bytes()
+    env = {"HOME": "/home/atlas"}
+    saved = {k: os.environ.pop(k, None) for k in ("XDG_CONFIG_HOME", "XDG_STATE_HOME", "HOME")}
+    os.environ.update(env)
+    try:
+        code = main(["doctor", "--scope", "user", "--root", str(tmp_path / "root"), "-o", "json"])
+    finally:
+        os.environ.pop("HOME")
+        os.environ.update({k: v for k, v in saved.items() if v is not None})
+    doc = json.loads(capsys.readouterr().out)
+    found = {f["check"]: f for f in doc["findings"]}
+    assert code == 1
+    assert "the state database cannot be read" in found["reconciler"]["message"]
+    assert found["reconciler"]["fix"]
+    assert state.read_bytes() == before  # doctor only reads

@@ -145,3 +145,17 @@ def test_a_host_with_no_history_says_what_is_missing(tmp_path: Path, capsys) -> 
     code = main(["report", "--scope", "user", "--root", str(tmp_path), "-o", "json"])
     doc = json.loads(capsys.readouterr().out)
     assert code == 0 and len(doc["missing"]) == 3 and doc["ingestion"] is None
+
+
+def test_an_unreadable_content_database_is_named_and_the_rest_reported(
+    host: FolderHost, capsys
+) -> None:
+    db = database(host, "core")
+    for suffix in ("-wal", "-shm"):
+        Path(f"{db}{suffix}").unlink(missing_ok=True)
+    db.write_bytes(b"junk" * 1000)
+    code, out = report(host, capsys, "-o", "json")
+    doc = json.loads(out)
+    assert code == 0 and doc["ingestion"] is None
+    assert any("cannot be read (file is not a database)" in m for m in doc["missing"])
+    assert doc["reconciler"]["revisions"] == 3 and doc["alerts"]["fired"] == 2
