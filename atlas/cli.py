@@ -27,6 +27,8 @@ COMMAND_MODULES = (
     "atlas.commands.monitoring",
     "atlas.commands.platform",
     "atlas.commands.backups",
+    "atlas.commands.doctor",
+    "atlas.commands.report",
 )
 
 Handler = Callable[[argparse.Namespace], int]

@@ -321,6 +321,12 @@ def _read_key_file(path: Path) -> bytes:
         os.close(fd)
 
 
+def check_key_file_mode(path: Path) -> None:
+    """The checks of ``load_key_file`` without parsing: no symlink, ours or root's,
+    readable by no one else (``atlas doctor``)."""
+    _read_key_file(path)
+
+
 def load_key_file(path: Path) -> KeyRing:
     """Read a key file, refusing a symlink, another user's file, or one others may read."""
     raw = _read_key_file(path)
