@@ -26,7 +26,9 @@ def raise_open_files(wanted: int) -> int:
 
 def _connect(port: int) -> socket.socket | None:
     s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    s.settimeout(1.0)
+    # a SYN dropped while the backlog is full is sent again after 1 s, then 3 s: a busy
+    # machine's server accepts late, not never
+    s.settimeout(5.0)
     try:
         s.connect(("127.0.0.1", port))
     except OSError:  # refused, or the backlog is full: not held
@@ -37,7 +39,7 @@ def _connect(port: int) -> socket.socket | None:
 
 @contextlib.contextmanager
 def held(
-    port: int, idle: int, half_open: int, within: float = 20.0
+    port: int, idle: int, half_open: int, within: float = 60.0
 ) -> Iterator[list[socket.socket]]:
     """``idle`` connections that send nothing and ``half_open`` ones that send a part
     of a request head, all held until the block ends (the server may close them).
