@@ -22,6 +22,28 @@ def version() -> str:
         return "0+unknown"
 
 
+def code_digest() -> str:
+    """A digest of the code and data this installation runs (the ``atlas``, ``seams``
+    and ``reconciler`` packages, and the data files): it changes when the installation
+    is upgraded or, in a checkout, edited, even if the version does not. Units that run
+    this installation restart when it changes, so none keeps running stale code."""
+    import hashlib
+    from pathlib import Path
+
+    from seams.resources import DATA_ROOT
+
+    here = Path(__file__).resolve().parent.parent
+    data = ("schemas", "systemd", "templates", "monitoring")  # what the services read
+    roots = [here / "atlas", here / "seams", here / "reconciler", *(DATA_ROOT / d for d in data)]
+    h = hashlib.sha256()
+    for root in roots:
+        for path in sorted(root.rglob("*")):
+            if path.suffix != ".pyc" and "__pycache__" not in path.parts and path.is_file():
+                h.update(str(path.relative_to(root)).encode() + b"\0")
+                h.update(path.read_bytes())
+    return h.hexdigest()[:16]
+
+
 def python() -> str:
     return platform.python_version()
 

@@ -118,6 +118,8 @@ class HostFacts:
     bind_read_only: tuple[str, ...] = ()
     # the version of that installation: what a Deployment runs without spec.releases
     atlas_version: str = field(default_factory=build.version)
+    # its code: a unit running it restarts when this changes (an upgrade in place)
+    code: str = ""
 
     @classmethod
     def current(cls, python: str | None = None) -> HostFacts:
@@ -125,7 +127,7 @@ class HostFacts:
         python = python or sys.executable
         needed = {Path(python).parent.parent, Path(sys.prefix), PROJECT_ROOT}
         hidden = sorted(str(p) for p in needed if hidden_by_private_tmp(p.as_posix()))
-        return cls(python, tuple(hidden))
+        return cls(python, tuple(hidden), code=build.code_digest())
 
 
 @dataclass(frozen=True)

@@ -68,6 +68,8 @@ def _values(i: Inputs, service: Service, d: model.Deployment) -> dict[str, Any]:
     if template_unit:
         args += ["--instance", "%i"]
     restart_trigger, reload_trigger = _triggers(service)
+    if not releases:  # it runs the installation beside the reconciler: its code counts
+        restart_trigger = short_hash(restart_trigger, i.ctx.facts.code)
     r = d.restart
     return {
         "environment": i.settings.name,
@@ -179,7 +181,7 @@ def reconciler_unit(
             "environment": s.name,
             "exec_start": exec_start,
             "env_file": str(env.path),
-            "restart_trigger": short_hash(exec_start, digest_of(env)),
+            "restart_trigger": short_hash(exec_start, digest_of(env), i.ctx.facts.code),
             "after": i.network_after,
             **access(
                 writes=[str(i.layout.unit_dir), str(i.layout.config_dir), str(i.layout.state_dir)],

@@ -243,3 +243,29 @@ def test_an_installation_under_tmp_is_bound_into_the_sandbox(tmp_path: Path, mon
     for f in dev.files:
         if f.kind == "unit" and f.path.suffix == ".service":
             assert b"BindReadOnlyPaths=/tmp/checkout\n" in f.content, f.path
+
+
+def test_units_running_this_installation_restart_when_its_code_changes(
+    tmp_path: Path,
+) -> None:
+    """An upgrade in place (same version, new code) restarts the units that run it, so
+    none keeps serving stale code against a database the new code migrated."""
+    from dataclasses import replace
+
+    facts = HostFacts.current()
+    assert facts.code, "this installation has a code digest"
+
+    def units(f: HostFacts) -> dict[str, bytes]:
+        layout = host_layout("user", tmp_path, {"HOME": "/home/atlas"})  # type: ignore[arg-type]
+        ctx = RenderContext(
+            layout, f, ReconcilerInvocation("https://git.example.com/m.git", "main")
+        )
+        co = pipeline.fetch(pipeline.Target(str(EXAMPLE), None, ".", "development"), tmp_path / "c")
+        rendered = pipeline.prepare(co, "development", ctx, None).rendered
+        return {str(x.path): x.content for x in rendered.files if x.kind == "unit"}
+
+    before = units(facts)
+    after = units(replace(facts, code="0" * 16))
+    services = [n for n in before if n.endswith(".service")]
+    assert services and all(before[n] != after[n] for n in services), "every trigger changed"
+    assert units(facts) == before, "the same code renders byte for byte the same"
