@@ -331,7 +331,8 @@ class Reconciler:
             touched = [specs[u] for u in dict.fromkeys(result.touched_units) if u in specs]
             verdict = self._verify(touched, baseline)
             if verdict.ok:  # and every other unit passes this revision's own checks
-                verdict = self._check_health(prepared, {u.name for u in touched})
+                checked = self._check_health(prepared, {u.name for u in touched})
+                verdict = verdict if checked.ok else checked
         except VerificationFailed as exc:
             verdict = exc.verdict
         except UnitCommandFailed as exc:

@@ -33,6 +33,7 @@ def rig(tmp_path: Path, ops_repo: Path) -> Rig:
 def test_first_cycle_applies_and_second_is_synced(rig: Rig, ops_repo: Path) -> None:
     first = rig.reconciler.cycle()
     assert first.outcome == "applied", first.reason
+    assert first.reason == "4 unit(s) healthy", "what the touched units' verification said"
     assert first.revision == git(ops_repo, "rev-parse", "HEAD")
     assert rig.host.runtime.units["atlas-api.service"].running
     history = rig.host.store.history("development")
