@@ -139,6 +139,23 @@ def _source(ctx: _Context, m: Manifest) -> None:
         )
 
 
+def _strategy(ctx: _Context, m: Manifest) -> None:
+    strategy = m.spec.get("strategy", {}).get("type")
+    if strategy == "canary":
+        ctx.add(
+            m,
+            ("spec", "strategy", "type"),
+            "spec.strategy.type: canary is not implemented yet: use blueGreen, rolling or recreate",
+        )
+    elif strategy == "blueGreen" and m.spec["component"] != "api":
+        ctx.add(
+            m,
+            ("spec", "strategy", "type"),
+            f"spec.strategy.type: blueGreen needs a component that listens on a shared port "
+            f"(api), not {m.spec['component']}: use rolling or recreate",
+        )
+
+
 def _deployment(ctx: _Context, m: Manifest) -> None:
     spec = m.spec
     component = spec["component"]
@@ -151,13 +168,7 @@ def _deployment(ctx: _Context, m: Manifest) -> None:
             f"(first: {first.ref} at {first.file}:{first.line})",
         )
     ctx.components[component] = m
-    strategy = spec.get("strategy", {}).get("type")
-    if strategy in ("blueGreen", "canary"):
-        ctx.add(
-            m,
-            ("spec", "strategy", "type"),
-            f"spec.strategy.type: {strategy} is not implemented yet: use rolling or recreate",
-        )
+    _strategy(ctx, m)
     if component != "services":
         return
     if spec.get("replicas", 1) != 1:
