@@ -26,6 +26,7 @@ COMMAND_MODULES = (
     "atlas.commands.migrate",
     "atlas.commands.monitoring",
     "atlas.commands.platform",
+    "atlas.commands.rollout",
 )
 
 Handler = Callable[[argparse.Namespace], int]

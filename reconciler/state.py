@@ -418,6 +418,16 @@ class StateStore:
         rows = self.db.execute("SELECT key, value FROM meta WHERE key LIKE 'rollout:%'")
         return {key.partition(":")[2]: json.loads(value) for key, value in rows}
 
+    def request_rollout(self, deployment: str, verb: str) -> None:
+        """``atlas rollout promote|abort``: for the reconciler running the rollout."""
+        self._put(f"rollout-request:{deployment}", verb)
+
+    def take_rollout_request(self, deployment: str) -> str | None:
+        with self.transaction():
+            value = self._get(f"rollout-request:{deployment}")
+            self.db.execute("DELETE FROM meta WHERE key = ?", (f"rollout-request:{deployment}",))
+        return str(value) if value else None
+
 
 def state_path(reconciler_dir: Path) -> Path:
     return reconciler_dir / "state.db"

@@ -137,6 +137,8 @@ class BlueGreenRollout:
         try:
             self._start_preview(t)
             self._analyse(t, t.strategy.analysis)
+            if not t.strategy.auto_promote:
+                self._await_promotion(t)
             self._promote(t)
         except (RolloutAborted, UnitCommandFailed, OSError) as exc:
             self._abort(t, str(exc))
@@ -152,6 +154,18 @@ class BlueGreenRollout:
             self.runtime.request("start", t.unit(n))
         for n in t.preview:
             self._wait_ready(t, n)
+
+    def _await_promotion(self, t: Target) -> None:
+        self._step("paused", f"waiting for: atlas rollout promote {t.deployment}")
+        while self._asked(t) != "promote":
+            self.clock.sleep(1.0)
+        self.say("info", f"{t.deployment}: promoted by hand")
+
+    def _asked(self, t: Target) -> str | None:
+        asked = self.store.take_rollout_request(t.deployment)
+        if asked == "abort":
+            raise RolloutAborted("aborted by hand (atlas rollout abort)")
+        return asked
 
     def _promote(self, t: Target) -> None:
         self._step("promote", f"old replicas keep serving {t.strategy.scale_down_delay_s:g}s")
@@ -175,6 +189,7 @@ class BlueGreenRollout:
         before = self._samples(t)
         while not tally.passed:
             self.clock.sleep(a.interval_s)
+            self._asked(t)
             after = self._topped_up(t, before, a.min_requests)
             new = analysis.Window.between(
                 analysis.total(before[n] for n in t.preview),

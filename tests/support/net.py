@@ -20,3 +20,24 @@ def free_ports(n: int) -> list[int]:
 
 def free_port() -> int:
     return free_ports(1)[0]
+
+
+def free_port_run(n: int, tries: int = 50) -> int:
+    """The first of ``n`` consecutive ports nothing listens on now."""
+    for _ in range(tries):
+        base = free_port()
+        if base + n - 1 > 65535:
+            continue
+        socks = []
+        try:
+            for port in range(base, base + n):
+                s = socket.socket()
+                socks.append(s)
+                s.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        finally:
+            for s in socks:
+                s.close()
+        return base
+    raise OSError(f"no {n} consecutive free ports on 127.0.0.1")
