@@ -120,7 +120,7 @@ class Reconciler:
         self.options = options or Options()
         self.env = target.environment
         self.recorder = Recorder(store, self.metrics, self.env, self.log)
-        rollout = BlueGreenRollout(host.runtime, store, host.replicas, host.clock, self.log)
+        rollout = BlueGreenRollout(host, store, self.log, self.metrics)
         self.applier = Applier(host.layout, host.runtime, store, host.releases, rollout)
         base = host.layout.on_disk(host.layout.reconciler_dir)
         self.cache: Path = base / "git"

@@ -35,11 +35,12 @@ import contextlib
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from reconciler import analysis
 from reconciler.errors import PermanentError
 from reconciler.host.runtime import Runtime, UnitCommandFailed
+from reconciler.metrics import ReconcilerMetrics
 from reconciler.model import Analysis, BlueGreen
 from reconciler.render.desired import UnitSpec
 from reconciler.rollout.replicas import Replicas, enable_request_migration
@@ -97,21 +98,33 @@ def target_of(specs: Sequence[UnitSpec]) -> Target | None:
                   st.blue_green, path, timeout)  # fmt: skip
 
 
+class Reach(Protocol):
+    """What a rollout reaches the host through (the loop's ``Host`` has these)."""
+
+    @property
+    def runtime(self) -> Runtime: ...
+    @property
+    def replicas(self) -> Replicas: ...
+    @property
+    def clock(self) -> Clock: ...
+
+
 class BlueGreenRollout:
     def __init__(
         self,
-        runtime: Runtime,
+        host: Reach,
         store: StateStore,
-        replicas: Replicas,
-        clock: Clock,
         log: Callable[[str, str], None] = lambda level, message: None,
+        metrics: ReconcilerMetrics | None = None,
     ) -> None:
-        self.runtime = runtime
+        self.runtime = host.runtime
         self.store = store
-        self.replicas = replicas
-        self.clock = clock
+        self.replicas = host.replicas
+        self.clock = host.clock
         self.say = log
+        self.metrics = metrics or ReconcilerMetrics()
         self.doc: dict[str, Any] = {}
+        self.weight = 0.0
 
     # ------------------------------------------------------------------ the rollout
 
@@ -154,6 +167,7 @@ class BlueGreenRollout:
             self.runtime.request("start", t.unit(n))
         for n in t.preview:
             self._wait_ready(t, n)
+        self.weight = 50.0  # as many new replicas as old ones on the shared port
 
     def _await_promotion(self, t: Target) -> None:
         self._step("paused", f"waiting for: atlas rollout promote {t.deployment}")
@@ -175,10 +189,12 @@ class BlueGreenRollout:
             self.runtime.reset_failed(t.unit(n))
             self.runtime.restart(t.unit(n))
             self._wait_ready(t, n)
+        self.weight = 100.0
 
     def _abort(self, t: Target, reason: str) -> None:
         self._step("abort", reason)
         self._stop_preview(t)
+        self.weight = 0.0
         self._finish("aborted", reason)
 
     # ------------------------------------------------------------------ analysis
@@ -305,4 +321,6 @@ class BlueGreenRollout:
         self.store.event(level, f"rollout-{result}", f"{self.doc['deployment']}: {reason}")
 
     def _save(self) -> None:
+        self.doc["weight"] = self.weight
         self.store.put_rollout(str(self.doc["deployment"]), self.doc)
+        self.metrics.set_rollout(str(self.doc["deployment"]), self.doc["phase"], self.weight)

@@ -4,21 +4,26 @@ replicas and the clock."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
 from atlas.httpmetrics import HttpMetrics
-from reconciler import analysis
+from reconciler import analysis, planfmt
 from reconciler.host.testing import FakeReplica, FakeReplicas, FakeRuntime
+from reconciler.metrics import ReconcilerMetrics
 from reconciler.model import Analysis, AnalysisMetric, BlueGreen
 from reconciler.rollout.bluegreen import BlueGreenRollout, RolloutAborted, Target
 from reconciler.state import StateStore
 from seams.testing import FakeClock
+from tests.support.hosts import FolderHost
 
 DEFAULT = (AnalysisMetric("errorRatio", None, 0.01, None), AnalysisMetric("p99", None, None, 2.0))
 PREVIEW = 18500
+API = "  component: api\n  version: {}\n"
 
 
 def exported(served: list[tuple[int, float]]) -> str:
@@ -92,7 +97,10 @@ def rig(tmp_path: Path) -> Rig:
     runtime.start("atlas-api@1.service")
     runtime.calls.clear()
     replicas.ports[PREVIEW] = FakeReplica("0.1.0")
-    return BlueGreenRollout(runtime, store, replicas, clock), runtime, replicas, store
+    reach = SimpleNamespace(runtime=runtime, replicas=replicas, clock=clock)
+    metrics = ReconcilerMetrics()
+    engine = BlueGreenRollout(reach, store, metrics=metrics)
+    return engine, runtime, replicas, store
 
 
 def unit_calls(runtime: FakeRuntime) -> list[tuple[str, str]]:
@@ -116,6 +124,11 @@ def test_a_good_version_is_started_beside_analysed_and_promoted(rig: Rig) -> Non
     ]  # fmt: skip
     assert len(doc["analysis"]) == 3 and all(m["ok"] for m in doc["analysis"])
     assert store.events()[0].kind == "rollout-completed"
+    metrics = engine.metrics.exposition().decode()
+    assert 'atlas_rollouts_total{deployment="api",result="completed"} 1.0' in metrics
+    assert 'atlas_rollout_phase{deployment="api",phase="completed"} 1.0' in metrics
+    assert 'atlas_rollout_phase{deployment="api",phase="analysis"} 0.0' in metrics
+    assert 'atlas_rollout_weight{deployment="api"} 100.0' in metrics
 
 
 def test_a_version_never_ready_is_aborted_with_the_stable_replicas_untouched(rig: Rig) -> None:
@@ -127,6 +140,9 @@ def test_a_version_never_ready_is_aborted_with_the_stable_replicas_untouched(rig
     assert runtime.units["atlas-api@2.service"].active_state == "inactive"
     doc = store.rollouts()["api"]
     assert doc["result"] == "aborted" and "/readyz answered 503" in doc["reason"]
+    metrics = engine.metrics.exposition().decode()
+    assert 'atlas_rollouts_total{deployment="api",result="aborted"} 1.0' in metrics
+    assert 'atlas_rollout_weight{deployment="api"} 0.0' in metrics
 
 
 def test_a_version_failing_requests_is_aborted_by_the_analysis(rig: Rig) -> None:
@@ -175,3 +191,38 @@ def test_abort_by_hand_during_the_analysis(rig: Rig) -> None:
     with pytest.raises(RolloutAborted, match="aborted by hand"):
         engine.run(target())
     assert ("restart", "atlas-api@1.service") not in runtime.calls
+
+
+# --------------------------------------------------------------------------- the plan
+
+
+def test_the_plan_of_a_version_change_shows_the_blue_green_steps(
+    tmp_path: Path, example_repo: Path
+) -> None:
+    host = FolderHost(tmp_path / "root")
+    deployments = example_repo / "base/deployments.yaml"
+    text = deployments.read_text()
+    text = text.replace(
+        "  strategy: {type: rolling, maxUnavailable: 1}\n",
+        "  strategy: {type: blueGreen, blueGreen: {previewPort: 18500, autoPromote: false}}\n",
+    )
+    deployments.write_text(text)
+    env = example_repo / "environments/development/environment.yaml"
+    env.write_text(env.read_text().replace(
+        "  logLevel: debug\n", "  logLevel: debug\n  releases: {source: /srv/wheels}\n"
+    ))  # fmt: skip
+    host.converge(example_repo, "development")
+    config = json.loads(host.disk("/home/atlas/.config/atlas/api.json").read_text())
+    assert config["previewPort"] == 18500
+    unit = host.disk("/home/atlas/.config/systemd/user/atlas-api@.service").read_text()
+    assert "-m atlas api --config /home/atlas/.config/atlas/api.json --instance %i" in unit
+    deployments.write_text(text.replace(API.format("0.1.0"), API.format("0.2.0")))
+    plan, _ = host.plan(example_repo, "development")
+    (restart,) = [a for a in plan.actions if a.verb == "restart"]
+    assert restart.target == "atlas-api@1.service"
+    assert (
+        "blueGreen to 0.2.0: start atlas-api@2.service beside the stable replicas (weight 50%);"
+        " pre-promotion analysis 3 x 5s (errorRatio <= stable + 0.01; p99 <= 2 x stable;"
+        " failureLimit 0); promote after atlas rollout promote; old replicas keep serving 30s;"
+        " restart atlas-api@1.service (weight 100%); stop atlas-api@2.service"
+    ) in planfmt.as_text(plan)
