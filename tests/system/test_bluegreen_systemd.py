@@ -5,13 +5,19 @@ requests all the while through the shared port sees no failed request."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import signal
+import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
 import httpx
 import pytest
 
 from atlas.usermanager import PrivateManager
+from tests.support.monitoring import wait_for
 from tests.support.net import free_port_run
 from tests.support.sites import Site
 from tests.support.traffic import Traffic
@@ -136,3 +142,36 @@ def test_a_release_failing_under_traffic_is_aborted_by_analysis(site: Site) -> N
     assert site.state("atlas-api@2.service").startswith("inactive")
     status = rollout(site)
     assert status["to"] == FAILS_UNDER_TRAFFIC and status["result"] == "aborted", status
+
+
+def test_a_reconciler_killed_mid_rollout_is_finished_by_the_next_run(site: Site) -> None:
+    site.change("base/deployments.yaml", API.format("0.1.0"), API.format("0.2.0"))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "atlas", "reconcile", "--once", *site.reconcile_args()],
+        env=site.manager.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        wait_for(lambda: _phase(site) == "analysis", 120, "the analysis", every=0.1)
+        assert site.state("atlas-api@2.service") == "active/running"
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    out = site.reconcile()
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "carried over" in out.stdout + out.stderr or "interrupted" in out.stdout + out.stderr
+    assert version_on(site.api) == "0.2.0"
+    assert site.state("atlas-api@2.service").startswith("inactive"), "no replica left behind"
+    status = rollout(site)
+    assert (status["result"], status["to"]) == ("completed", "0.2.0"), status
+
+
+def _phase(site: Site) -> str | None:
+    """The rollout's phase, read straight from the state database (a command takes
+    longer to start than some phases last)."""
+    db = site.manager.state_home / "atlas/reconciler/state.db"
+    if not db.exists():
+        return None
+    with contextlib.closing(sqlite3.connect(db, timeout=5)) as conn:
+        row = conn.execute("SELECT value FROM meta WHERE key = 'rollout:api'").fetchone()
+    doc = json.loads(row[0]) if row else {}
+    return str(doc["phase"]) if doc.get("to") == "0.2.0" else None
