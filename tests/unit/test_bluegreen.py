@@ -5,6 +5,7 @@ replicas and the clock."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -13,12 +14,14 @@ from prometheus_client import CollectorRegistry, generate_latest
 
 from atlas.httpmetrics import HttpMetrics
 from reconciler import analysis, planfmt
+from reconciler.host.paths import host_layout
 from reconciler.host.testing import FakeReplica, FakeReplicas, FakeRuntime
 from reconciler.metrics import ReconcilerMetrics
 from reconciler.model import Analysis, AnalysisMetric, BlueGreen
 from reconciler.rollout.bluegreen import BlueGreenRollout, RolloutAborted, Target
-from reconciler.state import StateStore
+from reconciler.state import StateStore, state_path
 from seams.testing import FakeClock
+from tests.support.cli import Atlas
 from tests.support.hosts import FolderHost
 
 DEFAULT = (AnalysisMetric("errorRatio", None, 0.01, None), AnalysisMetric("p99", None, None, 2.0))
@@ -226,3 +229,27 @@ def test_the_plan_of_a_version_change_shows_the_blue_green_steps(
         " failureLimit 0); promote after atlas rollout promote; old replicas keep serving 30s;"
         " restart atlas-api@1.service (weight 100%); stop atlas-api@2.service"
     ) in planfmt.as_text(plan)
+
+
+# --------------------------------------------------------------------------- the command
+
+
+def test_atlas_rollout_shows_the_record_and_refuses_what_it_cannot_do(tmp_path: Path) -> None:
+    atlas, root = Atlas(), tmp_path / "root"
+    layout = host_layout("user", root, os.environ)
+    store = StateStore(state_path(layout.on_disk(layout.reconciler_dir)))
+    host = ("--scope", "user", "--root", root)
+    missing = atlas("rollout", "status", "api", *host)
+    assert missing.code == 1 and "no rollout of 'api' recorded on this host" in missing.err
+    doc = {"deployment": "api", "strategy": "blueGreen", "from": "0.1.0", "to": "0.2.0",
+           "phase": "analysis", "steps": [], "analysis": [], "result": None, "reason": ""}  # fmt: skip
+    store.put_rollout("api", doc)
+    shown = atlas("rollout", "status", "api", *host, "-o", "json")
+    assert shown.code == 0 and json.loads(shown.out)["to"] == "0.2.0"
+    asked = atlas("rollout", "abort", "api", *host)
+    assert asked.code == 0 and "abort of api requested" in asked.out
+    assert store.take_rollout_request("api") == "abort"
+    store.put_rollout("api", {**doc, "result": "completed", "finishedAt": 1.0})
+    late = atlas("rollout", "promote", "api", *host)
+    assert late.code == 1 and "no rollout of 'api' in progress" in late.err
+    assert store.take_rollout_request("api") is None
