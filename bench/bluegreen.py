@@ -35,10 +35,14 @@ def configure(site: BenchSite, wheels: Path, args: argparse.Namespace) -> None:
         "base/deployments.yaml",
         "  replicas: 1\n  strategy: {type: rolling, maxUnavailable: 1}\n",
         f"  replicas: {args.replicas}\n  strategy:\n    type: blueGreen\n    blueGreen:\n"
-        f"      previewPort: {free_port_run(2 * args.replicas)}\n"
+        f"      previewPort: {free_port_run(2 * args.replicas, site_ports(site))}\n"
         f"      scaleDownDelay: {args.scale_down_delay}\n"
         f"      prePromotionAnalysis: {{interval: {args.interval}, count: {args.count}}}\n",
     )
+
+
+def site_ports(site: BenchSite) -> tuple[int, ...]:
+    return (site.api, site.core, site.monitoring, site.reconciler)
 
 
 def rollout_doc(site: BenchSite) -> dict[str, object]:

@@ -270,7 +270,8 @@ class BlueGreenRollout:
         while self.clock.monotonic() < deadline:
             state = self.runtime.unit_states([unit]).get(unit)
             if state is not None and state.active_state == "failed":
-                raise RolloutAborted(f"{unit} failed ({self._tail(unit)})")
+                how = f"{state.result}, status {state.exec_main_status}"
+                raise RolloutAborted(f"{unit} failed ({how}; {self._tail(unit)})")
             try:
                 status, _ = self.replicas.get(t.port(n), t.health_path, PROBE_TIMEOUT_S)
                 if status == 200:

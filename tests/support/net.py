@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+from collections.abc import Collection
 
 
 def free_ports(n: int) -> list[int]:
@@ -22,11 +23,12 @@ def free_port() -> int:
     return free_ports(1)[0]
 
 
-def free_port_run(n: int, tries: int = 50) -> int:
-    """The first of ``n`` consecutive ports nothing listens on now."""
+def free_port_run(n: int, avoid: Collection[int] = (), tries: int = 50) -> int:
+    """The first of ``n`` consecutive ports nothing listens on now, none in ``avoid``
+    (ports picked for servers not started yet)."""
     for _ in range(tries):
         base = free_port()
-        if base + n - 1 > 65535:
+        if base + n - 1 > 65535 or (avoid and any(base <= p < base + n for p in avoid)):
             continue
         socks = []
         try:

@@ -78,7 +78,7 @@ def site(systemd_user: PrivateManager, wheels: Path) -> Site:
     site = Site(systemd_user, systemd_user.base / "repos")
     site.change("environments/development/environment.yaml", "  logLevel: debug\n",
                 f"  logLevel: debug\n  releases: {{source: {wheels}}}\n")  # fmt: skip
-    blue_green(site, free_port_run(2))
+    blue_green(site, free_port_run(2, (site.api, site.core, site.monitoring, site.reconciler)))
     done = site.reconcile()
     assert done.returncode == 0, done.stdout + done.stderr
     assert version_on(site.api) == "0.1.0"
