@@ -1,7 +1,8 @@
-"""``atlas rollout status|promote|abort DEPLOYMENT``: the blue-green rollout of a
-Deployment on this host, as the state database records it, and the requests a person
-makes of the reconciler running it (promote a rollout waiting with ``autoPromote:
-false``; abort one in progress)."""
+"""``atlas rollout status|promote|abort|pause|resume DEPLOYMENT``: the blue-green
+rollout of a Deployment on this host, as the state database records it, and the
+requests a person makes of the reconciler running it (promote a rollout waiting with
+``autoPromote: false`` or paused; pause one so it waits before promoting; abort one in
+progress)."""
 
 from __future__ import annotations
 
@@ -23,6 +24,8 @@ def register(sub: Subparsers) -> None:
         ("status", "the rollout in progress or the last one: phase, steps, analysis, result"),
         ("promote", "promote a rollout paused for a person (autoPromote: false)"),
         ("abort", "abort the rollout in progress: every replica back on the stable version"),
+        ("pause", "let the rollout in progress analyse, but wait before promoting"),
+        ("resume", "go on with a paused rollout (the same as promote)"),
     ):
         q = verbs.add_parser(verb, help=helptext, description=helptext)
         q.add_argument("deployment", metavar="DEPLOYMENT", help="the Deployment's component (api)")

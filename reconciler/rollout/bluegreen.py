@@ -125,6 +125,7 @@ class BlueGreenRollout:
         self.metrics = metrics or ReconcilerMetrics()
         self.doc: dict[str, Any] = {}
         self.weight = 0.0
+        self.paused = False
 
     # ------------------------------------------------------------------ the rollout
 
@@ -150,7 +151,7 @@ class BlueGreenRollout:
         try:
             self._start_preview(t)
             self._analyse(t, t.strategy.analysis)
-            if not t.strategy.auto_promote:
+            if not t.strategy.auto_promote or self.paused:
                 self._await_promotion(t)
             self._promote(t)
         except (RolloutAborted, UnitCommandFailed, OSError) as exc:
@@ -171,7 +172,7 @@ class BlueGreenRollout:
 
     def _await_promotion(self, t: Target) -> None:
         self._step("paused", f"waiting for: atlas rollout promote {t.deployment}")
-        while self._asked(t) != "promote":
+        while self._asked(t) not in ("promote", "resume"):
             self.clock.sleep(1.0)
         self.say("info", f"{t.deployment}: promoted by hand")
 
@@ -179,6 +180,9 @@ class BlueGreenRollout:
         asked = self.store.take_rollout_request(t.deployment)
         if asked == "abort":
             raise RolloutAborted("aborted by hand (atlas rollout abort)")
+        if asked == "pause":  # the analysis goes on; promotion waits for resume/promote
+            self.paused = True
+            self.say("info", f"{t.deployment}: paused by hand: promotion waits")
         return asked
 
     def _promote(self, t: Target) -> None:

@@ -253,3 +253,22 @@ def test_atlas_rollout_shows_the_record_and_refuses_what_it_cannot_do(tmp_path: 
     late = atlas("rollout", "promote", "api", *host)
     assert late.code == 1 and "no rollout of 'api' in progress" in late.err
     assert store.take_rollout_request("api") is None
+
+
+def test_paused_by_hand_it_analyses_then_waits_for_resume(rig: Rig) -> None:
+    engine, runtime, replicas, store = rig
+    replicas.ports[PREVIEW + 1] = FakeReplica("0.2.0")
+    store.request_rollout("api", "pause")
+    slept = 0
+
+    def sleep(seconds: float) -> None:
+        nonlocal slept
+        slept += 1
+        if slept == 10:
+            assert store.rollouts()["api"]["phase"] == "paused"
+            assert ("restart", "atlas-api@1.service") not in runtime.calls
+            store.request_rollout("api", "resume")
+
+    engine.clock.sleep = sleep  # type: ignore[method-assign]
+    engine.run(target())
+    assert store.rollouts()["api"]["result"] == "completed"
