@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import random
 import socket
 from collections.abc import Collection
+from pathlib import Path
 
 
 def free_ports(n: int) -> list[int]:
@@ -23,12 +25,22 @@ def free_port() -> int:
     return free_ports(1)[0]
 
 
-def free_port_run(n: int, avoid: Collection[int] = (), tries: int = 50) -> int:
-    """The first of ``n`` consecutive ports nothing listens on now, none in ``avoid``
-    (ports picked for servers not started yet)."""
+def _ephemeral_low() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+def free_port_run(n: int, avoid: Collection[int] = (), tries: int = 200) -> int:
+    """The first of ``n`` consecutive ports nothing listens on now, none in ``avoid``,
+    all below the kernel's ephemeral range: a server that binds them later, while
+    clients connect all around (connect() takes ephemeral ports, and prefers the
+    even ones bind(0) leaves), could otherwise find one taken."""
+    top = _ephemeral_low() - n
     for _ in range(tries):
-        base = free_port()
-        if base + n - 1 > 65535 or (avoid and any(base <= p < base + n for p in avoid)):
+        base = random.randrange(10000, top)
+        if any(base <= p < base + n for p in avoid):
             continue
         socks = []
         try:
@@ -42,4 +54,4 @@ def free_port_run(n: int, avoid: Collection[int] = (), tries: int = 50) -> int:
             for s in socks:
                 s.close()
         return base
-    raise OSError(f"no {n} consecutive free ports on 127.0.0.1")
+    raise OSError(f"no {n} consecutive free ports on 127.0.0.1 below {top + n}")
