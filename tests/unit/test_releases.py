@@ -80,6 +80,16 @@ def test_canary_is_refused_and_blue_green_only_for_the_api(example_repo: Path) -
     ]
 
 
+def test_preview_ports_may_not_take_another_components_port(example_repo: Path) -> None:
+    edit(example_repo / "base/deployments.yaml", "{type: rolling, maxUnavailable: 1}",
+         "{type: blueGreen, blueGreen: {previewPort: 18079}}")  # fmt: skip
+    problems = assemble(load_repository(example_repo), "development").problems
+    assert [f"{p.ref}: {p.message}" for p in problems] == [
+        "Deployment/api: spec.strategy.blueGreen.previewPort: 2 replicas (old and new) listen "
+        "on preview ports 18079-18080, but 18080 is spec.api.port of Environment/development"
+    ]
+
+
 def test_blue_green_api_is_accepted_with_the_schema_defaults(example_repo: Path) -> None:
     edit(example_repo / "base/deployments.yaml", "{type: rolling, maxUnavailable: 1}",
          "{type: blueGreen, blueGreen: {previewPort: 18500}}")  # fmt: skip
