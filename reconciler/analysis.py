@@ -5,7 +5,8 @@ server errors and the latency histogram, summed over routes; scrapes of ``/metri
 itself are left out), ``Window`` is what happened between two samples, and ``judge``
 holds one window of the new replicas against the stable replicas' window of the same
 time under the Deployment's ``metrics`` (``errorRatio``, ``p99``; ``max`` is absolute,
-``maxOverStable`` adds to the stable value, ``maxRatioToStable`` multiplies it). A
+``maxOverStable`` adds to the stable value, ``maxRatioToStable`` multiplies it; a p99
+bound is rounded up to a bucket boundary, the resolution a histogram has). A
 window with no stable traffic is judged by the absolute bounds and by the relative
 ones against zero errors (a p99 relative to nothing is not judged). ``Tally`` counts
 the measurements and says when the analysis has failed (more failures than
@@ -128,7 +129,9 @@ def _fmt(v: float | None) -> str:
     return "n/a" if v is None else f"{v:.4g}"
 
 
-def _bound(m: AnalysisMetric, stable: float | None) -> float | None:
+def _bound(m: AnalysisMetric, stable: float | None, les: Sequence[float]) -> float | None:
+    """The bound ``m`` sets; for p99, rounded up to a bucket's upper bound (a histogram
+    knows a quantile only to its bucket: without this, 1 ms → 2.5 ms fails "2x")."""
     bounds = []
     if m.max is not None:
         bounds.append(m.max)
@@ -136,7 +139,12 @@ def _bound(m: AnalysisMetric, stable: float | None) -> float | None:
         bounds.append((stable or 0.0) + m.max_over_stable)
     if m.max_ratio_to_stable is not None and stable is not None:
         bounds.append(stable * m.max_ratio_to_stable)
-    return min(bounds) if bounds else None
+    if not bounds:
+        return None
+    bound = min(bounds)
+    if m.name == "p99":
+        bound = next((le for le in les if le >= bound), bound)
+    return bound
 
 
 def judge(metrics: Sequence[AnalysisMetric], new: Window, stable: Window | None) -> Measurement:
@@ -149,7 +157,7 @@ def judge(metrics: Sequence[AnalysisMetric], new: Window, stable: Window | None)
         if stable is not None:
             theirs = stable.error_ratio if m.name == "errorRatio" else stable.p99
         values[f"new.{m.name}"], values[f"stable.{m.name}"] = mine, theirs
-        bound = _bound(m, theirs)
+        bound = _bound(m, theirs, [le for le, _ in new.buckets])
         if mine is not None and bound is not None and mine > bound:
             failures.append(f"{m.name} {_fmt(mine)} above {_fmt(bound)}")
     return Measurement(not failures, values, tuple(failures))

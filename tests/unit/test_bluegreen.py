@@ -58,6 +58,10 @@ def test_p99_above_twice_stable_fails_and_without_stable_only_absolute_bounds() 
     m = analysis.judge(DEFAULT, slow, stable)
     assert m.failures == ("p99 0.05 above 0.01",)
     assert analysis.judge(DEFAULT, slow, None).ok, "no stable p99: nothing to compare"
+    one_bucket_up = window([(200, 0.0009)] * 100), window([(200, 0.002)] * 100)
+    assert analysis.judge(DEFAULT, one_bucket_up[1], one_bucket_up[0]).ok, (
+        "1 ms -> 2.5 ms bucket: twice stable rounds up to the bucket holding it"
+    )
     bounded = (AnalysisMetric("p99", 0.02, None, None),)
     assert not analysis.judge(bounded, slow, None).ok
     erring = window([(200, 0.002)] * 98 + [(500, 0.002)] * 2)
