@@ -1,5 +1,5 @@
 """The data folders at the top of the repository (schemas/, systemd/, templates/,
-manifests/) go into the wheel as ``seams/_data/…``, where ``seams.resources`` finds
+manifests/, monitoring/) go into the wheel as ``seams/_data/…``, where ``seams.resources`` finds
 them through importlib.resources. A checkout (or an editable install) reads them where
 they are."""
 
@@ -8,7 +8,7 @@ from pathlib import Path
 from setuptools import setup
 from setuptools.command.build_py import build_py
 
-DATA = ("schemas", "systemd", "templates", "manifests")
+DATA = ("schemas", "systemd", "templates", "manifests", "monitoring")
 
 
 class BuildWithData(build_py):

@@ -26,6 +26,9 @@ COMMAND_MODULES = (
     "atlas.commands.migrate",
     "atlas.commands.monitoring",
     "atlas.commands.platform",
+    "atlas.commands.backups",
+    "atlas.commands.doctor",
+    "atlas.commands.report",
     "atlas.commands.rollout",
 )
 

@@ -3,6 +3,8 @@
 AtlasError                  everything the platform raises on purpose
 ├── ConfigError             the rendered config (or a CLI argument) is wrong: exit 1
 ├── StorageError            the database cannot be opened or migrated
+├── LeaseLost               another instance took over a source's lease: this
+│                           instance's late result is not stored
 ├── PermanentFailure        retrying will not help until something changes
 │   ├── FetchRejected       the server answered, but not with usable content
 │   │                       (4xx, body too large, too many redirects, bad URL)
@@ -20,7 +22,8 @@ AtlasError                  everything the platform raises on purpose
 ├── FetchCancelled          a shutdown cut a fetch short: not a failure of the source
 └── DeliveryError           a notification was not delivered (message already redacted)
     ├── PermanentDeliveryError  the receiver rejected this message: not retried
-    └── TemporaryDeliveryError  network, timeout, 5xx, 429: retried with backoff
+    ├── TemporaryDeliveryError  network, timeout, 5xx, 429: retried with backoff
+    └── PartialDelivery     some recipients got it, others were refused (per recipient)
 
 Only TemporaryFailure is retried (capped exponential backoff with full jitter).
 Third-party errors (httpx, sqlite3, feedparser) are translated at the module that
@@ -41,6 +44,11 @@ class ConfigError(AtlasError):
 
 class StorageError(AtlasError):
     """The database cannot be used."""
+
+
+class LeaseLost(AtlasError):
+    """A result came back under a lease that expired and was taken over (or released):
+    storing it could overwrite the new holder's work, so it is dropped."""
 
 
 class PermanentFailure(AtlasError):
@@ -81,6 +89,27 @@ class PermanentDeliveryError(DeliveryError):
 
 class TemporaryDeliveryError(DeliveryError, TemporaryFailure):
     """The channel is down or slow (connection, timeout, HTTP 5xx/429, SMTP 4xx): retry later."""
+
+
+class PartialDelivery(DeliveryError):
+    """The message went to ``accepted`` but ``refused`` (recipient → (code, reply)) were
+    refused: it must not be sent to the accepted again, and only recipients refused
+    with a temporary code (< 500) are worth another attempt."""
+
+    def __init__(
+        self, where: str, accepted: tuple[str, ...], refused: dict[str, tuple[int, str]]
+    ) -> None:
+        self.where = where
+        self.accepted = accepted
+        self.refused = refused
+        parts = [f"delivered to {', '.join(accepted)}"] if accepted else []
+        parts += [f"{r} refused ({code} {reply})" for r, (code, reply) in refused.items()]
+        super().__init__(f"{where}: " + "; ".join(parts))
+
+    @property
+    def retry(self) -> tuple[str, ...]:
+        """The recipients refused for now (4xx), to try again."""
+        return tuple(r for r, (code, _) in self.refused.items() if code < 500)
 
 
 class FetchUnavailable(TemporaryFailure):

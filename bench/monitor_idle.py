@@ -91,10 +91,10 @@ def rules(count: int = 50) -> list[dict[str, Any]]:
             metric, matchers, op, threshold = "atlas_component_up", [], "==", 0
         elif kind == 3:
             metric, matchers, op, threshold = (
-                "atlas_system_disk_used_percent",
+                "atlas_system_disk_used_ratio",
                 [{"label": "mount", "op": "=", "value": "/"}],
                 ">",
-                95,
+                0.95,
             )
         else:
             metric, matchers, op, threshold = "atlas_component_dlq_size", [], ">", 30

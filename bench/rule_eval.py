@@ -62,8 +62,8 @@ def rules(n: int = 1000) -> list[Rule]:
             sel = Selector("atlas_component_http_error_ratio")
             op, threshold, ann = ">", 0.5, {}
         elif kind == 7:
-            sel = Selector("atlas_system_disk_used_percent", (Matcher.make("mount", "=", "/"),))
-            op, threshold, ann = ">", 99.0, {}
+            sel = Selector("atlas_system_disk_used_ratio", (Matcher.make("mount", "=", "/"),))
+            op, threshold, ann = ">", 0.99, {}
         elif kind == 8:
             sel = Selector("atlas_component_up")
             op, threshold, ann = "==", 0.0, {}

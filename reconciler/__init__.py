@@ -10,7 +10,7 @@ Inside, the layers (higher may import lower, never the reverse; another contract
     compose                      the composition root: real seams for a host
     watch/                       the --watch daemon: HTTP endpoint, refs watcher
     loop                         one cycle; rollbacks
-    review | record              pull-request plans | history, events and metrics
+    review | record | diagnose   pull-request plans | history, events and metrics | doctor
     pipeline | status            the one planning path | the sync status rule
     apply verify plan drift …    the stages, then observe | state, then inventory | actions
     render/                      desired state → files and units (pure)
@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from reconciler.compose import (
         Access,
         TargetArgs,
+        doctor,
         dry_run,
         pull_request,
         reconcile_once,
@@ -39,6 +40,7 @@ if TYPE_CHECKING:
         run_daemon,
         status_report,
     )
+    from reconciler.diagnose.doctor import Diagnosis
     from reconciler.errors import (
         ManifestError,
         Problem,
@@ -74,10 +76,12 @@ _FACE: dict[str, tuple[str, str | None]] = {
     "dry_run": ("reconciler.compose", "dry_run"),
     "status_report": ("reconciler.compose", "status_report"),
     "pull_request": ("reconciler.compose", "pull_request"),
+    "doctor": ("reconciler.compose", "doctor"),
     "DaemonSettings": ("reconciler.watch.daemon", "DaemonSettings"),
     # what they return
     "Action": ("reconciler.actions", "Action"),
     "CycleResult": ("reconciler.record", "CycleResult"),
+    "Diagnosis": ("reconciler.diagnose.doctor", "Diagnosis"),
     "Outcome": ("reconciler.outcomes", "Outcome"),
     "Plan": ("reconciler.actions", "Plan"),
     "Review": ("reconciler.review", "Review"),
@@ -113,6 +117,7 @@ __all__ = [
     "Action",
     "CycleResult",
     "DaemonSettings",
+    "Diagnosis",
     "FileMigration",
     "HostLayout",
     "ManifestError",
@@ -128,6 +133,7 @@ __all__ = [
     "TargetArgs",
     "UsageError",
     "all_problems",
+    "doctor",
     "dry_run",
     "host_layout",
     "load_repository",

@@ -110,6 +110,7 @@ def _settings(m: Manifest) -> model.Settings:
         reconciler_metrics_port=v("reconciler.metricsPort"),
         webhook_secret=v.get("reconciler.webhookSecret"),
         releases=_releases(v),
+        allow_private_networks=tuple(v("sources.allowPrivateNetworks")),
     )
 
 
@@ -140,6 +141,11 @@ def _source(m: Manifest, repo_root: Path) -> model.Source:
         max_body_bytes=parse_size(v("maxBodySize")) if v.has("maxBodySize") else None,
         rate_limit=model.RateLimit(rate("requestsPerMinute"), rate("burst")) if rate else None,
         labels=dict(labels),
+        allow_private=v("fetch.allowPrivate"),
+        url_secret=v.get("urlSecret"),
+        basic_auth=(v("basicAuth.usernameSecret"), v("basicAuth.passwordSecret"))
+        if v.has("basicAuth")
+        else None,
     )
 
 
@@ -275,4 +281,6 @@ def _backup(m: Manifest) -> model.BackupPolicy:
         encrypt=v("encrypt"),
         encryption_key_secret=v.get("encryptionKeySecret"),
         verify=v("verify"),
+        full_every_s=_seconds(v, "fullEvery"),
+        drill_every_s=parse_duration(v("drillEvery")) if v.has("drillEvery") else None,
     )

@@ -11,6 +11,7 @@ test drives is what a command runs.
 
 from __future__ import annotations
 
+import sqlite3
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import ExitStack
@@ -20,6 +21,9 @@ from pathlib import Path
 
 from reconciler import pipeline, review, status
 from reconciler.actions import Action, Plan
+from reconciler.diagnose import checks as doctor_checks
+from reconciler.diagnose import gather as doctor_gather
+from reconciler.diagnose.doctor import Diagnosis, diagnose
 from reconciler.errors import ReconcilerError, UsageError
 from reconciler.host.paths import HostLayout, Scope, host_layout
 from reconciler.host.probe import HttpxProbe
@@ -31,6 +35,7 @@ from reconciler.metrics import ReconcilerMetrics
 from reconciler.model import ReconcilerInvocation
 from reconciler.record import CycleResult, Log
 from reconciler.render.desired import HostFacts, RenderContext
+from reconciler.secrets.keys import find_key_file
 from reconciler.secrets.sources import SecretsSource, key_file_secrets
 from reconciler.state import StateStore, state_path
 from reconciler.verify import Waiting
@@ -257,3 +262,81 @@ def pull_request(
     with tempfile.TemporaryDirectory(prefix="atlas-plan-") as tmp:
         change = review.Change(repo, base, head, path)
         return review.review(change, envs, ctx, secrets_for, Path(tmp))
+
+
+def _manager(access: Access) -> tuple[doctor_checks.ManagerFacts, Systemctl | None]:
+    if str(access.root) != "/":
+        facts = doctor_checks.ManagerFacts(
+            access.scope, None, error=f"--root {access.root} is not this host", asked=False
+        )
+        return facts, None
+    runtime = access.runtime()
+    try:
+        state = runtime.system_state()
+        version = runtime.manager_version()
+    except ReconcilerError as exc:
+        return doctor_checks.ManagerFacts(access.scope, None, error=str(exc)), None
+    return doctor_checks.ManagerFacts(access.scope, state, version), runtime
+
+
+def _state_for_doctor(path: Path) -> tuple[StateStore | None, str]:
+    """The state database read-only, or (None, why it cannot be read)."""
+    store: StateStore | None = None
+    try:
+        store = StateStore.existing(path)
+        if store is not None:
+            store.target()
+        return store, ""
+    except (ReconcilerError, sqlite3.Error) as exc:
+        if store is not None:
+            store.close()
+        return None, f"{path}: {exc}"
+
+
+def doctor(
+    access: Access,
+    newest_backup: Callable[[Path], float | None],
+    *,
+    backup_max_age_s: float = 26 * 3600.0,
+) -> Diagnosis:
+    """``atlas doctor``; ``newest_backup(folder)`` is when the newest finished backup
+    there was taken (the platform knows its backups' names)."""
+    manager, runtime = _manager(access)
+    probes = doctor_gather.Probes(
+        manager=manager,
+        runtime=runtime,
+        clock_synchronised=doctor_gather.timedatectl_synchronised,
+        listeners=doctor_gather.psutil_listeners,
+        process_tree=doctor_gather.psutil_tree,
+        ls_remote=doctor_gather.git_ls_remote,
+    )
+    store, unreadable = _state_for_doctor(access.state_path)
+    try:
+        env = store.target().get("environment") if store is not None else None
+        keys = [(access.state_path.with_name("host.key"), store is not None)]
+        if env:
+            path, explicit = find_key_file(
+                env,
+                access.key_file,
+                access.environ.get("ATLAS_SECRETS_KEY_FILE"),
+                access.layout.on_disk(access.layout.config_dir),
+            )
+            keys.append((path, explicit))
+        destination = doctor_gather.backup_destination(access.layout)
+        backups = doctor_checks.BackupFacts(
+            str(destination) if destination else None,
+            newest_backup(destination) if destination else None,
+            backup_max_age_s,
+        )
+        return diagnose(
+            access.layout,
+            store,
+            probes,
+            key_files=keys,
+            backups=backups,
+            now=SystemClock().wall(),
+            unreadable=unreadable,
+        )
+    finally:
+        if store is not None:
+            store.close()

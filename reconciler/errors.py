@@ -12,11 +12,21 @@ ReconcilerError                  everything the reconciler raises on purpose
     └── LockBusy                 another reconcile holds the lock
 
 Third-party exceptions are translated at the module boundary with ``raise … from``.
+A ``Problem`` prints with its control characters escaped (``printable``): a name or a
+file name from a manifests repository cannot drive the terminal that shows it.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+
+def printable(text: str) -> str:
+    """``text`` with what a terminal would act on escaped as Python does: ``\\x1b``,
+    ``\\n``, ``\\u202e`` (controls, separators, bidi and other format characters)."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)
 
 
 @dataclass(frozen=True, order=True)
@@ -30,7 +40,8 @@ class Problem:
 
     def __str__(self) -> str:
         where = f"{self.file}:{self.line}" if self.line else self.file
-        return f"{where}: {self.ref}: {self.message}" if self.ref else f"{where}: {self.message}"
+        shown = f"{where}: {self.ref}: {self.message}" if self.ref else f"{where}: {self.message}"
+        return printable(shown)
 
     def as_dict(self) -> dict[str, object]:
         return {"file": self.file, "line": self.line, "ref": self.ref, "message": self.message}

@@ -8,7 +8,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import generate_latest
 
 from reconciler.outcomes import METRIC_RESULTS, SyncStatus
-from seams.build import export_build_info
+from seams.build import export_component_metrics
 
 ROLLOUT_PHASES = (
     "install", "start", "analysis", "paused", "promote", "switch", "abort", "completed", "aborted",
@@ -19,7 +19,7 @@ class ReconcilerMetrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry()
         r = self.registry
-        export_build_info(r)
+        export_component_metrics(r)
         self.reconcile_total = Counter(
             "atlas_reconcile", "Reconcile cycles by result.", ["result"], registry=r
         )

@@ -66,6 +66,14 @@ class Source:
     max_body_bytes: int | None = None
     rate_limit: RateLimit | None = None
     labels: Mapping[str, str] = field(default_factory=dict)
+    allow_private: bool = False  # spec.fetch.allowPrivate
+    url_secret: str | None = None  # the secret holding the URL (url is then None)
+    basic_auth: tuple[str, str] | None = None  # (username secret, password secret)
+
+    @property
+    def secrets(self) -> list[str]:
+        named = [self.url_secret, *(self.basic_auth or ())]
+        return [name for name in named if name]
 
 
 @dataclass(frozen=True)
@@ -196,6 +204,8 @@ class BackupPolicy:
     encrypt: bool
     encryption_key_secret: str | None
     verify: bool
+    full_every_s: float = 0.0  # 0: every backup is full
+    drill_every_s: float | None = None  # None: no restore drills
 
 
 @dataclass(frozen=True)
@@ -228,6 +238,8 @@ class Settings:
     reconciler_metrics_port: int
     webhook_secret: str | None
     releases: Releases | None  # None: every version runs the Atlas installed here
+    # spec.sources.allowPrivateNetworks: CIDRs every Source may fetch from
+    allow_private_networks: tuple[str, ...]
 
 
 @dataclass(frozen=True)

@@ -9,18 +9,27 @@ the later stages read and what a rollback re-reads.
 A folder that is not a git repository (the bundled ``manifests/`` inside this
 project, say) is read as it is; its revision is a hash of its files.
 
+Two fetches of one repository into one cache (two ``--dry-run``s, which take no
+reconcile lock, or a dry run beside a reconcile) take turns on that mirror's own
+``flock`` (``<mirror folder>/.lock``); every folder is made beside its final place and
+renamed into it, and one that another fetch renamed first is used as it is.
+
 Errors: an unreachable or unreadable remote raises ``SourceUnavailable`` (temporary:
 the current state keeps running); an unknown ref raises ``UsageError``.
 """
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import hashlib
 import io
 import os
 import shutil
 import tarfile
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,6 +44,16 @@ _GIT_TIMEOUT = 120
 class Checkout:
     root: Path  # the manifests root: the exported tree joined with --path
     revision: Revision
+
+
+def _rename_or_use(tmp: Path, final: Path) -> None:
+    """Rename ``tmp`` to ``final``; if another process made ``final`` first, keep that."""
+    try:
+        os.replace(tmp, final)
+    except OSError as exc:
+        if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST) or not final.is_dir():
+            raise
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def is_git_repository(path: Path) -> bool:
@@ -92,6 +111,21 @@ class GitMirror:
         detail = " ".join(str(detail).split())
         return SourceUnavailable(f"cannot fetch {self.url}: {detail[:400]}")
 
+    @contextmanager
+    def locked(self) -> Iterator[None]:
+        """Hold this mirror's cache lock (fetches into it take turns; each is bounded
+        by the git timeout, so a wait is too)."""
+        try:
+            self.dir.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.dir / ".lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        except OSError as exc:
+            raise UsageError(f"cannot lock the git cache {self.dir}: {exc.strerror}") from exc
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
+
     @staticmethod
     def cached(url: str, cache_dir: Path) -> bool:
         """True if this cache has mirrored ``url`` before."""
@@ -105,7 +139,7 @@ class GitMirror:
                 tmp = Path(tempfile.mkdtemp(prefix=".mirror-", dir=self.dir))
                 repo = self._git.Repo.init(tmp, bare=True)
                 repo.git.remote("add", "origin", self.url)
-                os.replace(tmp, self.mirror)
+                _rename_or_use(tmp, self.mirror)
             self._repo = self._git.Repo(self.mirror)
         return self._repo
 
@@ -158,7 +192,7 @@ class GitMirror:
         try:
             with tarfile.open(fileobj=buf) as tar:
                 extract_tree(tar, tmp)
-            os.replace(tmp, final)
+            _rename_or_use(tmp, final)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
@@ -215,7 +249,7 @@ def _snapshot_dir(root: Path, sha: str, cache_dir: Path) -> Path:
     tmp = Path(tempfile.mkdtemp(prefix=".snapshot-", dir=final.parent))
     try:
         shutil.copytree(root, tmp / "tree", symlinks=True, ignore=shutil.ignore_patterns(".git"))
-        os.replace(tmp / "tree", final)
+        _rename_or_use(tmp / "tree", final)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return final
@@ -252,10 +286,11 @@ def checkout(
             return Checkout(root, revision)
         repo = str(local.resolve())
     mirror = GitMirror(repo, cache_dir)
-    if fetch:
-        mirror.fetch()
-    revision = mirror.resolve(ref)
-    tree = mirror.export(revision.sha)
+    with mirror.locked():
+        if fetch:
+            mirror.fetch()
+        revision = mirror.resolve(ref)
+        tree = mirror.export(revision.sha)
     return Checkout(_safe_subpath(tree, subpath), revision)
 
 
@@ -268,7 +303,9 @@ def tree_of(repo: str, revision: Revision, subpath: str, cache_dir: Path) -> Pat
         return tree
     local = Path(repo)
     url = str(local.resolve()) if not _looks_remote(repo) and local.exists() else repo
-    return _safe_subpath(GitMirror(url, cache_dir).export(revision.sha), subpath)
+    mirror = GitMirror(url, cache_dir)
+    with mirror.locked():
+        return _safe_subpath(mirror.export(revision.sha), subpath)
 
 
 def prune_cache(cache_dir: Path, keep: set[str]) -> int:

@@ -30,10 +30,12 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from reconciler.errors import ReconcilerError
 from reconciler.inventory import Inventory, InventoryFile, InventoryUnit
 from reconciler.model import Revision
 from reconciler.outcomes import RevisionOutcome
+from reconciler.statedb import Guarded, StateError, check_file, damaged, loads
+
+__all__ = ["SCHEMA_VERSION", "Event", "RevisionRecord", "StateError", "StateStore", "state_path"]
 
 SCHEMA_VERSION = 1
 _SCHEMA = """
@@ -89,10 +91,6 @@ CREATE TABLE IF NOT EXISTS events (
 _HEALTHY = tuple(o.value for o in RevisionOutcome if o.healthy)
 
 
-class StateError(ReconcilerError):
-    """The state database cannot be opened or is from a newer Atlas."""
-
-
 @dataclass(frozen=True)
 class RevisionRecord:
     id: int
@@ -139,28 +137,33 @@ class StateStore:
         self.path = path
         self.clock = clock
         self._host_key: bytes | None = None
-        try:
-            if readonly:  # no schema upkeep, no writes; no leftover -wal/-shm files either
-                self.db = sqlite3.connect(
-                    path, timeout=30, isolation_level=None, check_same_thread=False
-                )
-                self.db.execute("PRAGMA busy_timeout=30000")
-                self.db.execute("PRAGMA query_only=ON")
-                return
+        check_file(path)
+        if not readonly:
             path.parent.mkdir(parents=True, exist_ok=True)
-            self.db = sqlite3.connect(
-                path, timeout=30, isolation_level=None, check_same_thread=False
-            )
-            self.db.execute("PRAGMA journal_mode=WAL")
-            self.db.execute("PRAGMA synchronous=FULL")
-            self.db.execute("PRAGMA busy_timeout=30000")
-            version = self.db.execute("PRAGMA user_version").fetchone()[0]
-            if version > SCHEMA_VERSION:
-                raise StateError(f"{path} was written by a newer Atlas (schema {version})")
-            self.db.executescript(_SCHEMA)
-            self.db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        try:
+            raw = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
         except sqlite3.Error as exc:
             raise StateError(f"cannot open state database {path}: {exc}") from exc
+        self.db = Guarded(raw, path)
+        try:
+            self._prepare(readonly)
+        except BaseException:
+            self.db.close()
+            raise
+
+    def _prepare(self, readonly: bool) -> None:
+        if readonly:  # no schema upkeep, no writes; no leftover -wal/-shm files either
+            self.db.execute("PRAGMA busy_timeout=30000")
+            self.db.execute("PRAGMA query_only=ON")
+            return
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=FULL")
+        self.db.execute("PRAGMA busy_timeout=30000")
+        version = self.db.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise StateError(f"{self.path} was written by a newer Atlas (schema {version})")
+        self.db.executescript(_SCHEMA)
+        self.db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 
     @property
     def host_key(self) -> bytes:
@@ -189,7 +192,7 @@ class StateStore:
         self.db.close()
 
     @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
+    def transaction(self) -> Iterator[Guarded]:
         self.db.execute("BEGIN IMMEDIATE")
         try:
             yield self.db
@@ -228,7 +231,10 @@ class StateStore:
         )
 
     def _records(self, sql: str, *params: Any) -> list[RevisionRecord]:
-        return [RevisionRecord(*row) for row in self.db.execute(sql, params)]
+        try:
+            return [RevisionRecord(*row) for row in self.db.execute(sql, params)]
+        except (TypeError, ValueError) as exc:  # an unknown outcome, a missing column
+            raise damaged(self.path, f"a revision record is not valid ({exc})") from exc
 
     def history(self, environment: str | None = None, limit: int = 50) -> list[RevisionRecord]:
         if environment:
@@ -283,7 +289,14 @@ class StateStore:
 
     def inventory(self) -> Inventory:
         files = [
-            InventoryFile(PurePosixPath(p), sha, mode, kind, comp, json.loads(digests))
+            InventoryFile(
+                PurePosixPath(p),
+                sha,
+                mode,
+                kind,
+                comp,
+                loads(self.path, digests, f"the inventory entry of {p}"),
+            )
             for p, sha, mode, kind, comp, digests in self.db.execute(
                 "SELECT path, sha256, mode, kind, component, secret_digests FROM inventory_files"
             )
@@ -345,7 +358,7 @@ class StateStore:
     def journal_pending(self) -> list[dict[str, Any]]:
         """The journaled actions of the last run not marked done, in order."""
         return [
-            json.loads(action)
+            loads(self.path, action, "a journal entry")
             for (action,) in self.db.execute(
                 "SELECT action FROM journal WHERE state = 'pending' ORDER BY seq"
             )
@@ -380,7 +393,7 @@ class StateStore:
 
     def _get(self, key: str) -> Any:
         row = self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
-        return json.loads(row[0]) if row else None
+        return loads(self.path, row[0], f"the stored {key!r}") if row else None
 
     def set_desired(self, revision: Revision) -> None:
         """The revision the last fetch found (what the host should run)."""

@@ -37,11 +37,12 @@ class Notifier:
         address = self.address
         if address.startswith("@"):
             address = "\0" + address[1:]
-        try:
-            with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as sock:
+        try:  # never blocks: a manager slow to read its socket must not stall our loop
+            kind = socket.SOCK_DGRAM | socket.SOCK_CLOEXEC | socket.SOCK_NONBLOCK
+            with socket.socket(socket.AF_UNIX, kind) as sock:
                 sock.connect(address)
                 sock.sendall("\n".join(fields).encode())
-        except OSError:
+        except OSError:  # including a full socket (EAGAIN): that message is dropped
             return False
         return True
 

@@ -1,5 +1,6 @@
 """Where the data files Atlas ships beside its code are: schemas, unit and message
-templates, the example manifests. The one place that knows; everything else asks here.
+templates, the example manifests, the monitoring rules and dashboards. The one place
+that knows; everything else asks here.
 
 An installed wheel carries them in the package, as ``seams/_data/<folder>`` (setup.py
 puts them there), found through ``importlib.resources``; a checkout, or an editable
@@ -38,3 +39,5 @@ SYSTEMD_TEMPLATE_DIR = DATA_ROOT / "systemd"
 MESSAGE_TEMPLATE_DIR = DATA_ROOT / "templates"
 ALERT_TEMPLATE_DIR = MESSAGE_TEMPLATE_DIR / "alerts"
 EXAMPLE_MANIFESTS = DATA_ROOT / "manifests"
+# Prometheus rules and Grafana dashboards for operators to load (monitoring/README.md)
+MONITORING_DIR = DATA_ROOT / "monitoring"

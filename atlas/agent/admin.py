@@ -24,8 +24,8 @@ from atlas.alerting.settings import ChannelSettings
 from atlas.alerting.smtp import SmtplibSmtp
 from atlas.alerting.store import open_db
 from atlas.errors import ConfigError, DeliveryError, StorageError
-from atlas.monitoring.envfile import parse_env_file
 from atlas.monitoring.http import HttpxHttp
+from seams import envfile
 from seams.clock import Clock, SystemClock
 
 
@@ -92,7 +92,7 @@ def channel_env(
     if all(out.get(v) for v in ch.secret_envs):
         return out
     try:
-        from_file = parse_env_file(env_file.read_text(encoding="utf-8"))
+        from_file = envfile.read(env_file)
     except OSError as exc:
         if explicit:
             raise ConfigError(f"{env_file}: cannot read: {exc.strerror}") from exc

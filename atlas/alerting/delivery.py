@@ -29,7 +29,12 @@ from atlas.alerting.model import Notification
 from atlas.alerting.redact import Redactor
 from atlas.alerting.settings import ChannelSettings
 from atlas.alerting.smtp import Smtp
-from atlas.errors import PermanentDeliveryError, StorageError, TemporaryDeliveryError
+from atlas.errors import (
+    PartialDelivery,
+    PermanentDeliveryError,
+    StorageError,
+    TemporaryDeliveryError,
+)
 from atlas.monitoring.http import Http
 from seams.clock import Clock
 
@@ -66,6 +71,15 @@ def build_channel(
             redactor.add(env[s.url_env])
         inner = SlackChannel(ch.name, s, ch.templates, env, http, version)
     return RedactingChannel(inner, redactor)
+
+
+def _send(channel: Channel, n: Notification, row: outbox.OutboxRow) -> None:
+    """Send ``n``; only to the recipients still owed it after a partial delivery."""
+    send_to = getattr(channel, "send_to", None)
+    if row.recipients is not None and send_to is not None:
+        send_to(n, row.key, row.recipients)
+    else:
+        channel.send(n, row.key)
 
 
 class Deliverer:
@@ -113,20 +127,13 @@ class Deliverer:
 
     def _attempt(self, row: outbox.OutboxRow, channel: Channel | None) -> bool:
         start = self.clock.monotonic()
-        if channel is None:
-            error = f"channel {row.channel!r} is no longer configured"
-            outbox.mark_failed(self.conn, row, self.clock.wall(), error, 0.0)
-            self._report(row, "failed", error)
+        notification = self._usable(row, channel)
+        if notification is None or channel is None:
             return True
         try:
-            notification = Notification.from_json(row.payload)
-        except (ValueError, TypeError, KeyError) as exc:
-            error = f"unreadable notification in the outbox: {type(exc).__name__}"
-            outbox.mark_failed(self.conn, row, self.clock.wall(), error, 0.0)
-            self._report(row, "failed", error)
-            return True
-        try:
-            channel.send(notification, row.key)
+            _send(channel, notification, row)
+        except PartialDelivery as exc:
+            return self._partial(row, exc, self.clock.monotonic() - start)
         except PermanentDeliveryError as exc:
             took = self.clock.monotonic() - start
             outbox.mark_failed(self.conn, row, self.clock.wall(), str(exc), took)
@@ -148,6 +155,32 @@ class Deliverer:
         outbox.mark_delivered(self.conn, row, self.clock.wall(), took)
         self._report(row, "success", None)
         return True
+
+    def _usable(self, row: outbox.OutboxRow, channel: Channel | None) -> Notification | None:
+        """The row's notification, or None (the row marked failed) if it cannot be sent."""
+        if channel is None:
+            error = f"channel {row.channel!r} is no longer configured"
+        else:
+            try:
+                return Notification.from_json(row.payload)
+            except (ValueError, TypeError, KeyError) as exc:
+                error = f"unreadable notification in the outbox: {type(exc).__name__}"
+        outbox.mark_failed(self.conn, row, self.clock.wall(), error, 0.0)
+        self._report(row, "failed", error)
+        return None
+
+    def _partial(self, row: outbox.OutboxRow, exc: PartialDelivery, took: float) -> bool:
+        """Some recipients got it: record each; retry only those refused for now."""
+        now = self.clock.wall()
+        retry, error, next_at = exc.retry, str(exc), None
+        if retry and now - row.created_at >= self.policy.give_up_after_s:
+            error += f" (giving up after {self.policy.give_up_after_s:g}s)"
+        elif retry:
+            next_at = now + self.policy.delay(row.attempts + 1, self.rng)
+        partial = outbox.Partial(exc.accepted, exc.refused, retry, error)
+        result = outbox.mark_partial(self.conn, row, now, partial, next_at, took)
+        self._report(row, result, error)
+        return bool(exc.accepted) or next_at is None
 
     def _report(self, row: outbox.OutboxRow, result: str, error: str | None) -> None:
         self.on_result(row.channel, result)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from typing import Literal, TypedDict
+from typing import Literal, NotRequired, TypedDict
 
 from atlas.alerting.model import TEST_ALERTNAME
 from atlas.db import transaction
@@ -69,6 +69,14 @@ class DeliveryEvent(TypedDict):
     error: str | None
     durationSeconds: float
     notification: int | None  # the outbox row; None for ``atlas alerts test``
+    recipients: NotRequired[list[RecipientAnswer]]  # a partly delivered email
+
+
+class RecipientAnswer(TypedDict):
+    recipient: str
+    result: str  # delivered | refused | retry
+    code: int | None
+    reply: str | None
 
 
 Event = StateEvent | DeliveryEvent
@@ -131,6 +139,23 @@ def pending_notifications(conn: sqlite3.Connection) -> list[PendingNotification]
     ]
 
 
+def _recipient_answers(conn: sqlite3.Connection, since: float) -> dict[int, list[RecipientAnswer]]:
+    out: dict[int, list[RecipientAnswer]] = {}
+    for attempt_id, recipient, result, code, reply in conn.execute(
+        "SELECT attempt_id, recipient, result, code, reply FROM delivery_recipients"
+        " WHERE at >= ? ORDER BY id",
+        (since,),
+    ):
+        answer: RecipientAnswer = {
+            "recipient": recipient,
+            "result": result,
+            "code": code,
+            "reply": reply,
+        }
+        out.setdefault(attempt_id, []).append(answer)
+    return out
+
+
 def history(conn: sqlite3.Connection, since: float, limit: int = 1000) -> list[Event]:
     """State changes and delivery attempts since ``since``, oldest first (the newest
     ``limit`` of them)."""
@@ -153,25 +178,27 @@ def history(conn: sqlite3.Connection, since: float, limit: int = 1000) -> list[E
                 "reason": r[7],
             }
         )
+    answers = _recipient_answers(conn, since)
     for r in conn.execute(
-        "SELECT at, rule, channel, status, attempt, result, error, duration_s, outbox_id"
+        "SELECT at, rule, channel, status, attempt, result, error, duration_s, outbox_id, id"
         " FROM delivery_attempts WHERE at >= ? ORDER BY at DESC, id DESC LIMIT ?",
         (since, limit),
     ):
-        events.append(
-            {
-                "kind": "delivery",
-                "at": r[0],
-                "rule": r[1],
-                "channel": r[2],
-                "status": r[3],
-                "attempt": r[4],
-                "result": r[5],
-                "error": r[6],
-                "durationSeconds": r[7],
-                "notification": r[8],
-            }
-        )
+        event: DeliveryEvent = {
+            "kind": "delivery",
+            "at": r[0],
+            "rule": r[1],
+            "channel": r[2],
+            "status": r[3],
+            "attempt": r[4],
+            "result": r[5],
+            "error": r[6],
+            "durationSeconds": r[7],
+            "notification": r[8],
+        }
+        if r[9] in answers:
+            event["recipients"] = answers[r[9]]
+        events.append(event)
     events.sort(key=lambda e: e["at"])
     return events[-limit:]
 

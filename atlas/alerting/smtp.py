@@ -11,6 +11,10 @@ smtplib errors are translated here: a 5xx reply to this message is a
 ``PermanentDeliveryError``; connection problems, timeouts, TLS failures and 4xx
 replies are ``TemporaryDeliveryError``s, and so is a refused login: the message is
 fine, the channel is misconfigured, and it should go out once that is fixed.
+Recipients count one by one: when the server refuses some (and accepts others, or
+refuses them with different kinds of codes) ``send`` raises ``PartialDelivery``
+naming each, so the caller records them apart and retries only those refused for
+now; ``recipients`` sends to those alone (the headers still name everyone).
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from dataclasses import dataclass, field
 from email.message import EmailMessage
 from typing import Literal, Protocol
 
-from atlas.errors import PermanentDeliveryError, TemporaryDeliveryError
+from atlas.errors import PartialDelivery, PermanentDeliveryError, TemporaryDeliveryError
 
 
 @dataclass(frozen=True)
@@ -36,7 +40,9 @@ class SmtpServer:
 
 
 class Smtp(Protocol):
-    def send(self, message: EmailMessage, server: SmtpServer) -> None: ...
+    def send(
+        self, message: EmailMessage, server: SmtpServer, recipients: tuple[str, ...] | None = None
+    ) -> None: ...
 
 
 def _context(server: SmtpServer) -> ssl.SSLContext:
@@ -44,17 +50,34 @@ def _context(server: SmtpServer) -> ssl.SSLContext:
 
 
 class SmtplibSmtp:
-    def send(self, message: EmailMessage, server: SmtpServer) -> None:
+    def send(
+        self, message: EmailMessage, server: SmtpServer, recipients: tuple[str, ...] | None = None
+    ) -> None:
         where = f"SMTP {server.host}:{server.port}"
         try:
             with _connect(server) as client:
-                refused = _transact(client, message, server, where)
+                refused = _transact(client, message, server, where, recipients)
+        except smtplib.SMTPRecipientsRefused as exc:
+            codes = {code >= 500 for code, _ in exc.recipients.values()}
+            if len(codes) > 1:  # some for now, some for good: each is recorded
+                raise PartialDelivery(where, (), _replies(exc.recipients)) from exc
+            raise _translated(exc, where) from exc
         except (smtplib.SMTPException, ssl.SSLError, OSError) as exc:
             raise _translated(exc, where) from exc
         if refused:
-            raise PermanentDeliveryError(
-                f"{where} refused recipients: {', '.join(sorted(refused))}"
-            )
+            wanted = recipients or _addresses(message)
+            accepted = tuple(r for r in wanted if r not in refused)
+            raise PartialDelivery(where, accepted, _replies(refused))
+
+
+def _addresses(message: EmailMessage) -> tuple[str, ...]:
+    from email.utils import getaddresses
+
+    return tuple(a for _, a in getaddresses(message.get_all("To", [])) if a)
+
+
+def _replies(refused: dict[str, tuple[int, bytes]]) -> dict[str, tuple[int, str]]:
+    return {r: (code, _reply(reply)) for r, (code, reply) in refused.items()}
 
 
 def _connect(server: SmtpServer) -> smtplib.SMTP:
@@ -67,7 +90,11 @@ def _connect(server: SmtpServer) -> smtplib.SMTP:
 
 
 def _transact(
-    client: smtplib.SMTP, message: EmailMessage, server: SmtpServer, where: str
+    client: smtplib.SMTP,
+    message: EmailMessage,
+    server: SmtpServer,
+    where: str,
+    recipients: tuple[str, ...] | None,
 ) -> dict[str, tuple[int, bytes]]:
     """Greet, secure and authenticate as the server's settings ask, then send.
 
@@ -78,7 +105,7 @@ def _transact(
         _starttls(client, server, where)
     if server.username:
         _login(client, server.username, server.password, where)
-    return client.send_message(message)
+    return client.send_message(message, to_addrs=list(recipients) if recipients else None)
 
 
 def _starttls(client: smtplib.SMTP, server: SmtpServer, where: str) -> None:

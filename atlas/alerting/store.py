@@ -6,7 +6,8 @@ Tables:
   the lifecycle where it was: no repeated "firing", no forgotten "resolved".
 * ``rule_status`` — the rules in "no data".
 * ``alert_history`` — every state change (alerts and rules), kept ``keep_s``.
-* ``outbox`` / ``delivery_attempts`` — see :mod:`atlas.alerting.outbox`.
+* ``outbox`` / ``delivery_attempts`` / ``delivery_recipients`` (who got a
+  partly delivered email, who was refused) — see :mod:`atlas.alerting.outbox`.
 
 ``commit_cycle`` writes one evaluation — state changes, history and the outbox rows
 of its notifications — in a single transaction: either all of it is stored, or
@@ -94,6 +95,41 @@ MIGRATIONS = (
             duration_s REAL NOT NULL
         );
         CREATE INDEX delivery_attempts_at ON delivery_attempts(at);
+        """,
+    ),
+    Migration(
+        2,
+        "delivery per recipient: partial attempts, who got it, who is still owed it",
+        """
+        ALTER TABLE outbox ADD COLUMN recipients TEXT;
+        CREATE TABLE delivery_attempts_2 (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            at REAL NOT NULL,
+            outbox_id INTEGER,
+            channel TEXT NOT NULL,
+            rule TEXT NOT NULL,
+            status TEXT NOT NULL,
+            attempt INTEGER NOT NULL,
+            result TEXT NOT NULL
+                CHECK (result IN ('success', 'partial', 'retry', 'failed', 'suppressed')),
+            error TEXT,
+            duration_s REAL NOT NULL
+        );
+        INSERT INTO delivery_attempts_2 SELECT * FROM delivery_attempts;
+        DROP TABLE delivery_attempts;
+        ALTER TABLE delivery_attempts_2 RENAME TO delivery_attempts;
+        CREATE INDEX delivery_attempts_at ON delivery_attempts(at);
+        CREATE TABLE delivery_recipients (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            at REAL NOT NULL,
+            attempt_id INTEGER NOT NULL,
+            outbox_id INTEGER,
+            recipient TEXT NOT NULL,
+            result TEXT NOT NULL CHECK (result IN ('delivered', 'refused', 'retry')),
+            code INTEGER,
+            reply TEXT
+        );
+        CREATE INDEX delivery_recipients_attempt ON delivery_recipients(attempt_id);
         """,
     ),
 )
@@ -204,6 +240,7 @@ def prune(conn: sqlite3.Connection, now: float, keep_s: float) -> int:
         for sql in (
             "DELETE FROM alert_history WHERE at < ?",
             "DELETE FROM delivery_attempts WHERE at < ?",
+            "DELETE FROM delivery_recipients WHERE at < ?",
             "DELETE FROM outbox WHERE state != 'pending' AND finished_at < ?",
         ):
             removed += conn.execute(sql, (cutoff,)).rowcount

@@ -18,6 +18,13 @@ and ``alerts`` / ``firing`` / ``resolved``: lists of dicts with ``status``,
 ``fingerprint`` and ``generatorURL``. Everything renders in a sandbox, with
 StrictUndefined: write ``a.annotations.get("runbook_url")`` for what a rule may
 not set.
+
+The sandbox is bounded (``seams.templating``: ranges, powers, repetitions, widths,
+output size and a time budget, ``ANNOTATION_LIMITS`` and ``MESSAGE_LIMITS``) and
+``atlas validate`` checks every template the same way at plan time. A render over
+its limits is logged as an error and gives a fallback: ``(template error: …)`` for
+an annotation, the default template for a channel's override, a one-line summary
+for a default template.
 """
 
 from __future__ import annotations
@@ -26,14 +33,14 @@ import logging
 import math
 from collections.abc import Mapping
 from functools import cache
-from typing import Any
+from typing import Any, Literal
 
 import jinja2
-from jinja2.sandbox import SandboxedEnvironment
 
 from atlas.alerting.model import AlertPayload, Notification, build, rfc3339
 from atlas.errors import ConfigError
 from atlas.monitoring.rules import Rule
+from seams import templating
 from seams.resources import ALERT_TEMPLATE_DIR
 
 TEMPLATE_DIR = ALERT_TEMPLATE_DIR
@@ -44,6 +51,8 @@ DEFAULTS = {
     "slack": "slack.j2",
 }
 log = logging.getLogger(__name__)
+ANNOTATION_LIMITS = templating.ANNOTATION_LIMITS
+MESSAGE_LIMITS = templating.MESSAGE_LIMITS
 
 
 def format_value(value: float | None) -> str | None:
@@ -64,21 +73,34 @@ class _Value(float):
         return format_value(float(self)) or ""
 
 
-@cache
-def _annotation_env() -> SandboxedEnvironment:
-    return SandboxedEnvironment(undefined=jinja2.Undefined, autoescape=False)
+def _annotation_env() -> templating.Bounded:
+    return templating.annotation_env()
+
+
+def slack_escape(text: str) -> str:
+    """Text as Slack must receive it: ``&``, ``<`` and ``>`` as entities, so that a
+    value reading ``<!channel>`` or ``<@U1>`` pings no one and links nowhere."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _slack_finalize(value: Any) -> str:
+    return slack_escape(str(value))
+
+
+Format = Literal["plain", "html", "slack"]
 
 
 @cache
-def _message_env(autoescape: bool) -> SandboxedEnvironment:
-    return SandboxedEnvironment(
-        loader=jinja2.FileSystemLoader(str(TEMPLATE_DIR)),
-        undefined=jinja2.StrictUndefined,
-        autoescape=autoescape,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        keep_trailing_newline=True,
-    )
+def _message_env(fmt: Format) -> templating.Bounded:
+    """Templates for one format, bounded. Every ``{{ value }}`` is escaped for it (HTML
+    by autoescape, Slack by ``finalize``); the template's own text is its markup."""
+    return templating.message_env(fmt == "html", _slack_finalize if fmt == "slack" else None)
+
+
+def _format(kind: str, channel_type: str) -> Format:
+    if kind == "html":
+        return "html"
+    return "slack" if channel_type == "slack" else "plain"
 
 
 @cache
@@ -87,11 +109,11 @@ def _compiled_annotation(text: str) -> jinja2.Template:
 
 
 def check_annotation(text: str, where: str) -> None:
-    """ConfigError when ``text`` is not a valid Jinja2 template."""
-    try:
-        _compiled_annotation(text)
-    except jinja2.TemplateSyntaxError as exc:
-        raise ConfigError(f"{where}: template error on line {exc.lineno}: {exc.message}") from exc
+    """ConfigError when ``text`` is not a valid annotation template (syntax, names,
+    limits of a trial render)."""
+    bad = templating.annotation_problem(text)
+    if bad:
+        raise ConfigError(f"{where}: {bad}")
 
 
 def render_annotations(rule: Rule, labels: Mapping[str, str], value: float) -> dict[str, str]:
@@ -101,8 +123,12 @@ def render_annotations(rule: Rule, labels: Mapping[str, str], value: float) -> d
         if "{" not in text:
             out[key] = text
             continue
+        context = {"labels": dict(labels), "value": _Value(value)}
         try:
-            out[key] = _compiled_annotation(text).render(labels=dict(labels), value=_Value(value))
+            out[key] = templating.render(_compiled_annotation(text), context, ANNOTATION_LIMITS)
+        except templating.RenderLimit as exc:
+            log.error("rule %s: annotation %s went over its limits: %s", rule.name, key, exc)
+            out[key] = f"(template error: {exc})"
         except Exception as exc:  # noqa: BLE001 - a bad template must not lose the alert
             out[key] = f"(template error: {exc})"
     return out
@@ -138,27 +164,36 @@ def _context(n: Notification) -> dict[str, Any]:
     }
 
 
-def _default(kind: str) -> jinja2.Template:
-    return _message_env(kind == "html").get_template(DEFAULTS[kind])
+def _default(kind: str, fmt: Format) -> jinja2.Template:
+    return _message_env(fmt).get_template(DEFAULTS[kind])
 
 
-def _override(kind: str, text: str) -> jinja2.Template:
-    return _message_env(kind == "html").from_string(text)
+def _override(fmt: Format, text: str) -> jinja2.Template:
+    return _message_env(fmt).from_string(text)
 
 
-def render_message(kind: str, n: Notification, overrides: Mapping[str, str]) -> str:
-    """Render ``kind`` (subject, text, html, slack) for ``n``; overrides by channel."""
+def render_message(
+    kind: str, n: Notification, overrides: Mapping[str, str], channel_type: str = "email"
+) -> str:
+    """Render ``kind`` (subject, text, html, slack) for ``n`` as ``channel_type``
+    reads it (a Slack subject is escaped for Slack); overrides by channel."""
     key = "text" if kind == "slack" else kind
+    fmt = _format(kind, "slack" if kind == "slack" else channel_type)
     ctx = _context(n)
     text = overrides.get(key)
     if text is not None:
         try:
-            return _override(kind, text).render(ctx)
+            return templating.render(_override(fmt, text), ctx, MESSAGE_LIMITS)
         except jinja2.TemplateError as exc:
-            log.warning(
-                "channel %s: template %r failed (%s); using the default", n.receiver, key, exc
-            )
-    out = _default(kind).render(ctx)
+            level = logging.ERROR if isinstance(exc, templating.RenderLimit) else logging.WARNING
+            log.log(level, "channel %s: template %r failed (%s); using the default",
+                    n.receiver, key, exc)  # fmt: skip
+    try:
+        out = templating.render(_default(kind, fmt), ctx, MESSAGE_LIMITS)
+    except templating.RenderLimit as exc:
+        log.error("channel %s: the default %s template went over its limits: %s",
+                  n.receiver, kind, exc)  # fmt: skip
+        out = f"{n.status}: {n.rule} ({len(n.alerts)} alerts; message too large to render)"
     return " ".join(out.split()) if kind == "subject" else out
 
 
@@ -180,12 +215,15 @@ def check_channel_templates(
         "text": "slack" if channel_type == "slack" else "text",
         "html": "html",
     }
+    context = _context(sample)
     for key, text in templates.items():
+        env = _message_env(_format(kinds[key], channel_type))
+        bad = templating.problems(env, text, templating.MESSAGE_NAMES, context, MESSAGE_LIMITS)
+        if bad:
+            raise ConfigError(f"{where}.templates.{key}: {bad}")
         try:
-            _override(kinds[key], text).render(_context(sample))
-        except jinja2.TemplateSyntaxError as exc:
-            raise ConfigError(
-                f"{where}.templates.{key}: template error on line {exc.lineno}: {exc.message}"
-            ) from exc
+            templating.render(
+                _override(_format(kinds[key], channel_type), text), context, MESSAGE_LIMITS
+            )
         except jinja2.TemplateError as exc:
             raise ConfigError(f"{where}.templates.{key}: {exc}") from exc

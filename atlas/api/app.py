@@ -5,10 +5,9 @@ Every error is JSON — ``{"error": {"status": N, "message": "...", ...}}`` — 
 or route, 405 wrong method) and 503 when the database cannot answer. A 500 would
 be a bug; even then no traceback is sent.
 
-Handlers are ``async`` and query SQLite inline: the queries are index walks of a
-millisecond or so, and a hop to the thread pool cost more than the query itself.
-``Reader`` interrupts any query that runs past its time budget, so one expensive
-request cannot hold the event loop for long.
+Handlers are ``async``; every SQLite query runs in a worker thread (``pool``), never
+on the event loop, so ``/healthz`` answers while searches run. ``Reader`` interrupts
+any query that runs past its time budget (503 with the reason).
 """
 
 from __future__ import annotations
@@ -27,12 +26,13 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from atlas import maintenance
 from atlas.api import params
+from atlas.api.pool import QueryPool
 from atlas.api.reader import ItemFilter, Reader
 from atlas.api.settings import ApiSettings
 from atlas.errors import StorageError
 from atlas.httpmetrics import UNMATCHED, HttpMetrics
 from seams import build
-from seams.build import export_build_info
+from seams.build import export_component_metrics
 
 log = logging.getLogger("atlas.api")
 Scope = MutableMapping[str, Any]
@@ -104,9 +104,10 @@ def create_app(
     clock: Callable[[], float] = time.time,
 ) -> FastAPI:
     registry = registry if registry is not None else CollectorRegistry()
-    export_build_info(registry)
+    export_component_metrics(registry)
     metrics = HttpMetrics(registry)
     reader = Reader(settings.database, settings.busy_timeout_s)
+    pool = QueryPool()
     app = FastAPI(
         title="Atlas API",
         version="1",
@@ -117,8 +118,8 @@ def create_app(
     app.state.reader = reader
     app.add_middleware(RequestMetrics, metrics=metrics)
     _error_handlers(app)
-    _probe_routes(app, settings, reader, registry, clock)
-    _data_routes(app, settings, reader)
+    _probe_routes(app, settings, (reader, pool), registry, clock)
+    _data_routes(app, settings, reader, pool)
     return app
 
 
@@ -165,7 +166,7 @@ def _error_handlers(app: FastAPI) -> None:
 def _probe_routes(
     app: FastAPI,
     settings: ApiSettings,
-    reader: Reader,
+    db: tuple[Reader, QueryPool],
     registry: CollectorRegistry,
     clock: Callable[[], float],
 ) -> None:
@@ -178,7 +179,8 @@ def _probe_routes(
 
     @app.get("/readyz")
     async def readyz() -> JSONResponse:
-        ok, reason = reader.readiness()
+        reader, pool = db
+        ok, reason = await pool.probe(reader.readiness)
         window = maintenance.read(settings.maintenance_file, clock())
         if ok and window is not None:
             ok, reason = False, f"maintenance: {window.reason}"
@@ -218,16 +220,17 @@ def item_filter(query: QueryParams, page_size: int) -> ItemFilter:
     return ItemFilter(sources, start, end, match, after, limit)
 
 
-def _data_routes(app: FastAPI, settings: ApiSettings, reader: Reader) -> None:
+def _data_routes(app: FastAPI, settings: ApiSettings, reader: Reader, pool: QueryPool) -> None:
     """/v1/sources, /v1/items (a page at a time) and /v1/items/{id}."""
 
     @app.get("/v1/sources")
     async def list_sources() -> dict[str, Any]:
-        return {"sources": reader.sources()}
+        return {"sources": await pool.query(reader.sources)}
 
     @app.get("/v1/items", openapi_extra={"parameters": ITEMS_PARAMETERS})
     async def list_items(request: Request) -> JSONResponse:
-        page, last = reader.items(item_filter(request.query_params, settings.page_size))
+        wanted = item_filter(request.query_params, settings.page_size)
+        page, last = await pool.query(lambda: reader.items(wanted))
         return JSONResponse(
             {"items": page, "nextCursor": params.encode_cursor(*last) if last else None}
         )
@@ -236,7 +239,7 @@ def _data_routes(app: FastAPI, settings: ApiSettings, reader: Reader) -> None:
     async def get_item(item_id: int) -> dict[str, Any]:
         if not 0 < item_id < 2**63:
             raise StarletteHTTPException(404, f"no item {item_id}")
-        item = reader.item(item_id)
+        item = await pool.query(lambda: reader.item(item_id))
         if item is None:
             raise StarletteHTTPException(404, f"no item {item_id}")
         return item

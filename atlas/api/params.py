@@ -21,7 +21,7 @@ MAX_QUERY_CHARS = 256
 MAX_QUERY_TERMS = 16
 _TERM = re.compile(r'"([^"]*)"?|(\S+)')
 _WORD = re.compile(r"\w+", re.UNICODE)
-_SOURCE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+_SOURCE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\Z")
 CURSOR_PREFIX = "c1."
 
 
@@ -53,6 +53,7 @@ def decode_cursor(cursor: str) -> tuple[float, int]:
         or not math.isfinite(ts)
         or not isinstance(item_id, int)
         or isinstance(item_id, bool)
+        or not 0 < item_id < 2**63  # SQLite's INTEGER: a bigger id was never handed out
     ):
         raise bad
     return float(ts), item_id

@@ -8,6 +8,7 @@ broken database is a ``StorageError``, which the app turns into a 503.
 
 from __future__ import annotations
 
+import re
 import sqlite3
 import threading
 import time
@@ -23,7 +24,16 @@ from atlas.errors import StorageError
 
 EXCERPT_CHARS = 300
 _SEARCH_ERRORS = ("fts5:", "unterminated string", "unknown special query")
-QUERY_BUDGET_S = 2.0  # a query running longer is interrupted (it would stall the loop)
+QUERY_BUDGET_S = 2.0  # a query running longer is interrupted (it would hold a query thread)
+
+
+# "scheme://user:password@" in a URL: stored by an older Atlas, never shown
+_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/?#\s@]*@")
+
+
+def without_userinfo(text: str | None) -> str | None:
+    """``text`` with the credentials of every URL in it removed."""
+    return _USERINFO.sub(r"\1", text) if text else text
 
 
 @dataclass(frozen=True)
@@ -68,14 +78,16 @@ class Reader:
 
     def query(self, sql: str, params: Any = ()) -> list[Any]:
         conn = self.conn()
-        deadline = time.monotonic() + QUERY_BUDGET_S
+        budget = QUERY_BUDGET_S
+        deadline = time.monotonic() + budget
         conn.set_progress_handler(lambda: int(time.monotonic() > deadline), 10_000)
         try:
-            return conn.execute(sql, params).fetchall()
-        except sqlite3.OperationalError as exc:
+            rows = conn.execute(sql, params).fetchall()
+        except sqlite3.Error as exc:
+            conn.set_progress_handler(None, 0)  # before forget() closes the connection
             if "interrupted" in str(exc):
                 raise StorageError(
-                    f"query exceeded its {QUERY_BUDGET_S:g}s budget; narrow the request"
+                    f"query exceeded its {budget:g}s budget; narrow the request"
                 ) from exc
             if "MATCH" in sql and str(exc).startswith(_SEARCH_ERRORS):  # the text, not the db
                 raise BadRequest(
@@ -84,11 +96,8 @@ class Reader:
                 ) from exc
             self.forget()
             raise StorageError(f"database query failed: {exc}") from exc
-        except sqlite3.Error as exc:
-            self.forget()
-            raise StorageError(f"database query failed: {exc}") from exc
-        finally:
-            conn.set_progress_handler(None, 0)
+        conn.set_progress_handler(None, 0)
+        return rows
 
     def forget(self) -> None:
         conn = getattr(self._local, "conn", None)
@@ -135,13 +144,13 @@ class Reader:
                 "name": name,
                 "type": kind,
                 "title": title,
-                "url": url,
+                "url": without_userinfo(url),
                 "enabled": bool(enabled),
                 "intervalSeconds": interval,
                 "lastFetchAt": iso(last_fetch),
                 "lastSuccessAt": iso(last_success),
                 "lastStatus": last_status,
-                "lastError": last_error,
+                "lastError": without_userinfo(last_error),
                 "errorCount": errors,
                 "nextCheckAt": iso(next_check) if next_check else None,
                 "circuit": circuit if host else None,

@@ -6,6 +6,7 @@ from uvicorn's own loop when systemd asks for them."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import signal
@@ -14,6 +15,7 @@ import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 import uvicorn
 from fastapi import FastAPI
@@ -21,6 +23,7 @@ from fastapi import FastAPI
 from atlas import logs
 from atlas.api import settings as api_settings
 from atlas.api.app import create_app
+from atlas.api.connections import KEEP_ALIVE_S, MAX_HEAD, Guard, protocol_class
 from atlas.errors import AtlasError
 from seams.notify import Notifier
 from seams.stopping import GRACE_S, arm_deadline
@@ -28,7 +31,7 @@ from seams.stopping import GRACE_S, arm_deadline
 BACKLOG = 2048
 
 
-def bind(host: str, port: int) -> socket.socket:
+def bind(host: str, port: int, backlog: int = BACKLOG) -> socket.socket:
     """A listening TCP socket shared through SO_REUSEPORT."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     # proto=IPPROTO_TCP explicitly: asyncio only sets TCP_NODELAY on accepted sockets
@@ -42,16 +45,49 @@ def bind(host: str, port: int) -> socket.socket:
         if family == socket.AF_INET6:
             sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
         sock.bind((host.strip("[]"), port))
-        sock.listen(BACKLOG)
+        sock.listen(backlog)
     except OSError as exc:
         sock.close()
         raise AtlasError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
     return sock
 
 
-class NotifyingServer(uvicorn.Server):
-    def __init__(self, config: uvicorn.Config, notifier: Notifier, status: str) -> None:
+def uvicorn_config(app: Any, guard: Guard, log_level: str = "info") -> uvicorn.Config:
+    """How uvicorn serves the API: no access log, and every connection under ``guard``.
+    asyncio accepts up to ``backlog`` connections at a time before any is counted
+    against the cap, so the backlog is kept within the descriptors' reserve."""
+    return uvicorn.Config(
+        app,
+        log_config=None,
+        log_level=log_level,
+        access_log=False,
+        lifespan="off",
+        server_header=False,
+        timeout_graceful_shutdown=int(GRACE_S),  # then open requests are cancelled
+        timeout_keep_alive=KEEP_ALIVE_S,
+        http=protocol_class(guard),
+        h11_max_incomplete_event_size=MAX_HEAD,
+        backlog=guard.backlog,
+    )
+
+
+class GuardedServer(uvicorn.Server):
+    """uvicorn with ``guard`` told of asyncio's failed accepts (one line per episode)."""
+
+    def __init__(self, config: uvicorn.Config, guard: Guard) -> None:
         super().__init__(config)
+        self.guard = guard
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        asyncio.get_running_loop().set_exception_handler(self.guard.exception_handler)
+        await super().startup(sockets=sockets)
+
+
+class NotifyingServer(GuardedServer):
+    def __init__(
+        self, config: uvicorn.Config, guard: Guard, notifier: Notifier, status: str
+    ) -> None:
+        super().__init__(config, guard)
         self.notifier = notifier
         self.status_text = status
         interval = notifier.watchdog_interval
@@ -107,27 +143,27 @@ def run(config: Path, instance: int | None, env: Mapping[str, str] | None = None
     preview = settings.preview(n)
     if preview is not None:
         wait_until_ready(app, notifier, log, time.sleep)
-    sock = bind(settings.listen, settings.port)
+    guard = Guard()
+    sock = bind(settings.listen, settings.port, guard.backlog)
     sockets = [sock]
     if preview is not None:  # blueGreen measures each replica on its own port
         try:
-            sockets.append(bind("127.0.0.1", preview))
+            sockets.append(bind("127.0.0.1", preview, guard.backlog))
         except AtlasError:
             sock.close()
             raise
-    uv_config = uvicorn.Config(
-        app,
-        log_config=None,
-        log_level=settings.log_level,
-        access_log=False,
-        lifespan="off",
-        server_header=False,
-        timeout_graceful_shutdown=int(GRACE_S),  # then open requests are cancelled
-        timeout_keep_alive=30,
-    )
     server = NotifyingServer(
-        uv_config, notifier, f"replica {n} serving on {settings.listen}:{settings.port}"
+        uvicorn_config(app, guard, settings.log_level),
+        guard,
+        notifier,
+        f"replica {n} serving on {settings.listen}:{settings.port}",
     )
-    log.info("replica %d serving on %s:%d", n, settings.listen, settings.port)
+    log.info(
+        "replica %d serving on %s:%d (at most %d connections)",
+        n,
+        settings.listen,
+        settings.port,
+        guard.cap,
+    )
     server.run(sockets=sockets)
     return 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import reconciler
@@ -88,10 +89,7 @@ def validate(args: argparse.Namespace) -> int:
         )
     elif problems:
         for p in problems:
-            where = (
-                f"{shown_path(prefix, p.file)}:{p.line}" if p.line else shown_path(prefix, p.file)
-            )
-            print(f"{where}: {p.ref}: {p.message}" if p.ref else f"{where}: {p.message}")
+            print(replace(p, file=shown_path(prefix, p.file)))  # escaped, like every Problem
         bad = sorted(env for env, r in results.items() if not r.ok)
         print(
             f"{len(problems)} error(s); invalid environments: {', '.join(bad) or 'none'}",

@@ -4,7 +4,6 @@
   atlas api --config api.json [--instance N]         the HTTP API (atlas-api)
   atlas services run --config services.json          background jobs (atlas-services)
   atlas dlq list|retry|purge                         the dead-letter queue
-  atlas backup list|restore                          backups of the content database
 
 The operator verbs find the rendered config through --scope/--root (DESIGN.md §4)
 unless --config names it; paths inside a config are host paths, resolved under
@@ -16,7 +15,6 @@ prints the results.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from collections.abc import Iterator
@@ -32,7 +30,6 @@ if TYPE_CHECKING:
     from atlas.core.settings import CoreSettings
     from atlas.core.store import Store
     from atlas.resilience.dlq import Selection
-    from atlas.services.settings import BackupSettings, ServicesSettings
 
 
 def _positive(text: str) -> int:
@@ -56,7 +53,6 @@ def _duration(text: str) -> float:
 def register(sub: Subparsers) -> None:
     _register_services(sub)
     _register_dlq(sub)
-    _register_backup(sub)
 
 
 def _register_services(sub: Subparsers) -> None:
@@ -115,27 +111,6 @@ def _register_dlq(sub: Subparsers) -> None:
                 "--older-than", type=_duration, default=None, help="last failure before (e.g. 7d)"
             )
         p.set_defaults(handler=handlers[verb])
-
-
-def _register_backup(sub: Subparsers) -> None:
-    verbs = (
-        ("list", "list finished backups, newest first"),
-        ("restore", "restore a backup to a database file"),
-    )
-    group = ("backup", "backups of the content database", "rendered services.json")
-    for verb, p in _verbs(sub, *group, verbs):
-        if verb == "restore":
-            p.add_argument("file", type=Path, help="the backup file")
-            p.add_argument(
-                "--to", type=Path, default=None, help="target file (default: the database path)"
-            )
-            p.add_argument("--force", action="store_true", help="replace an existing target")
-            p.add_argument(
-                "--passphrase-env",
-                default=None,
-                help="variable holding the passphrase (default: the policy's encryptionKeyEnv)",
-            )
-        p.set_defaults(handler=backup_list if verb == "list" else backup_restore)
 
 
 # ---------------------------------------------------------------- services
@@ -262,44 +237,4 @@ def dlq_purge(args: argparse.Namespace) -> int:
         print_json({"purged": removed, "sources": sorted({e.source for e in entries})})
     else:
         print(f"purged {removed} dead letter(s); their sources stay scheduled")
-    return EXIT_OK
-
-
-# ---------------------------------------------------------------- backups
-
-
-def _services(args: argparse.Namespace) -> tuple[ServicesSettings, BackupSettings, HostLayout]:
-    from atlas.services import settings as services_settings
-
-    path, layout = _config_path(args, "services.json")
-    settings = services_settings.load(path)
-    return settings, settings.backup_policy(), layout
-
-
-def backup_list(args: argparse.Namespace) -> int:
-    from atlas.services.backup import list_backups
-
-    _, policy, layout = _services(args)
-    backups = list_backups(layout.on_disk(PurePosixPath(policy.destination)))
-    if args.output == "json":
-        print_json({"backups": [b.as_dict() for b in backups]})
-        return EXIT_OK
-    if not backups:
-        print("no backups yet")
-    for b in backups:
-        taken = time.strftime("%Y-%m-%d %H:%M:%SZ", time.gmtime(b.taken_at))
-        print(f"{taken}  {b.size:>12}  {'encrypted' if b.encrypted else 'plain':<9}  {b.path}")
-    return EXIT_OK
-
-
-def backup_restore(args: argparse.Namespace) -> int:
-    from atlas.services.backup import passphrase_for, restore
-
-    settings, policy, layout = _services(args)
-    target = args.to or layout.on_disk(PurePosixPath(settings.database))
-    restore(args.file, target, passphrase_for(policy, os.environ, args.passphrase_env), args.force)
-    if args.output == "json":
-        print_json({"restored": str(args.file), "to": str(target)})
-    else:
-        print(f"restored {args.file} to {target} (integrity check ok)")
     return EXIT_OK

@@ -25,9 +25,10 @@ from dataclasses import dataclass
 import httpx
 
 from atlas.core.caching import retry_after
-from atlas.core.deadline import Budget, DeadlineTransport, within
+from atlas.core.deadline import Budget, within
 from atlas.core.decoding import ACCEPT_ENCODING, Decoder, decoder_for
 from atlas.core.model import Response
+from atlas.core.netpolicy import ALLOW_PRIVATE, Access, AddressPolicy, PolicyTransport
 from atlas.core.settings import FetchSettings
 from atlas.errors import FetchRejected, FetchTimedOut, FetchUnavailable
 
@@ -55,12 +56,14 @@ class Fetcher:
             max_connections=max(10, settings.concurrency * 2),
             max_keepalive_connections=max(10, settings.concurrency * 2),
         )
+        policy = AddressPolicy(settings.allowed_networks)
         self.client = httpx.Client(
             headers={"User-Agent": settings.user_agent, "Accept-Encoding": ACCEPT_ENCODING},
             follow_redirects=False,  # followed in ``get``, without reading their bodies
             timeout=settings.timeout_s,
             limits=limits,
-            transport=transport or DeadlineTransport(limits),
+            # checked addresses, over sockets that keep to the fetch's deadline
+            transport=transport or PolicyTransport(policy, limits),
             trust_env=False,
         )
 
@@ -76,27 +79,35 @@ class Fetcher:
         last_modified: str | None = None,
         timeout_s: float | None = None,
         max_body_bytes: int | None = None,
+        access: Access | None = None,
     ) -> Response:
         timeout = timeout_s if timeout_s else self.settings.timeout_s
         limit = max_body_bytes or self.settings.max_body_bytes
         started = time.monotonic()
         budget = Budget(started + 2 * timeout, self.stopping)
-        request = self.client.build_request(
-            "GET",
-            url,
-            headers=_request_headers(accept, etag, last_modified),
-            timeout=httpx.Timeout(timeout, pool=2 * timeout),
-        )
+        access = access or Access()
         try:
+            request = self.client.build_request(
+                "GET",
+                url,
+                headers=_request_headers(accept, etag, last_modified),
+                timeout=httpx.Timeout(timeout, pool=2 * timeout),
+                extensions={ALLOW_PRIVATE: access.allow_private},  # kept by every redirect
+            )
             with within(budget):
-                return self._follow(request, url, _Limits(limit, started, timeout))
+                return self._follow(request, url, _Limits(limit, started, timeout), access)
         except _HTTPX_ERRORS as exc:
             raise self._translated(exc, url, timeout, budget) from exc
 
-    def _follow(self, request: httpx.Request, url: str, limits: _Limits) -> Response:
-        """Send ``request`` and the redirects it leads to; read the final answer."""
+    def _follow(
+        self, request: httpx.Request, url: str, limits: _Limits, access: Access
+    ) -> Response:
+        """Send ``request`` and the redirects it leads to; read the final answer. The
+        Source's credentials go only to its own origin, never to where it redirects."""
+        origin = request.url.copy_with(path="/", query=None, fragment=None)
         for _ in range(self.settings.max_redirects + 1):
-            response = self.client.send(request, stream=True)
+            same = request.url.copy_with(path="/", query=None, fragment=None) == origin
+            response = self.client.send(request, stream=True, auth=access.auth if same else None)
             try:
                 if response.next_request is None:
                     return _read_response(response, url, limits)

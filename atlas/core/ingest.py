@@ -18,7 +18,7 @@ import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-from atlas.core import caching, parse
+from atlas.core import access, caching, parse
 from atlas.core.fetch import FEED_ACCEPT, PAGE_ACCEPT, Fetcher
 from atlas.core.model import Job, JobResult, Response
 from atlas.errors import (
@@ -96,18 +96,20 @@ class Ingestor:
 
     def _fetch(self, job: Job, host: str) -> Response:
         source = job.source
-        assert source.url is not None
+        url, reach = access.target(source)
         t0 = self.clock.monotonic()
         try:
             response = self.fetcher.get(
-                source.url,
+                url,
                 accept=FEED_ACCEPT if source.type == "rss" else PAGE_ACCEPT,
                 etag=job.etag,
                 last_modified=job.last_modified,
                 timeout_s=source.timeout_s,
                 max_body_bytes=source.max_body_bytes,
+                access=reach,
             )
         except FetchUnavailable as exc:
+            access.redacted(exc, source)
             self._observe(host, ok=False, started=t0)
             self._outcome(source.name, exc)
             if exc.status == 429:  # the host is up and asks us to slow down
@@ -116,6 +118,7 @@ class Ingestor:
                 self.breakers.failure(host)
             raise
         except FetchRejected as exc:
+            access.redacted(exc, source)
             self._observe(host, ok=True, started=t0)
             self._outcome(source.name, exc)
             self.breakers.success(host)
@@ -166,9 +169,12 @@ class Ingestor:
             return replace(base, status="unchanged", body_sha256=digest)
         try:
             if source.type == "rss":
-                feed = parse.read_feed(response.body, response.content_type, response.url)
+                feed = parse.read_feed(
+                    response.body, response.content_type, access.link_base(source, response.url)
+                )
             else:
-                feed = parse.Feed((parse.parse_page(response, source.url or response.url),))
+                page = parse.parse_page(response, access.shown_url(source, response.url))
+                feed = parse.Feed((page,))
         except PermanentFailure as exc:
             return replace(failed(exc, None), http_status=response.status)
         return replace(

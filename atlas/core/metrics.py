@@ -7,6 +7,7 @@ atlas_ingest_fetch_duration_seconds       time of each HTTP attempt (histogram)
 atlas_ingest_backlog                      sources due but not (yet) being fetched
 atlas_ingest_source_errors{source}        consecutive failed fetches of a source
 atlas_ingest_stalled_sources              sources whose latest attempt ran out of time
+atlas_ingest_leases_lost_total           results dropped: their lease was taken over
 atlas_circuit_state{host}                 0 closed, 1 half-open, 2 open
 atlas_dlq_size                            open dead letters of this replica's sources
 atlas_ingest_rate_limit_per_second{host}  current adaptive rate of a host
@@ -22,7 +23,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from atlas.core.store import Counts
 from atlas.httpmetrics import HttpMetrics
-from seams.build import export_build_info
+from seams.build import export_component_metrics
 
 FETCH_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 RESULTS = ("new", "updated", "unchanged")
@@ -32,7 +33,7 @@ class CoreMetrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry if registry is not None else CollectorRegistry()
         r = self.registry
-        export_build_info(r)
+        export_component_metrics(r)
         self.items = Counter(
             "atlas_ingest_items",
             "Items stored, by source and result",
@@ -69,6 +70,11 @@ class CoreMetrics:
         self.stalled = Gauge(
             "atlas_ingest_stalled_sources",
             "Sources whose latest fetch attempt timed out (its deadline: connect, headers, body)",
+            registry=r,
+        )
+        self.leases_lost = Counter(
+            "atlas_ingest_leases_lost",
+            "Fetched results dropped because their lease expired and another replica took it",
             registry=r,
         )
         self.circuit = Gauge(

@@ -64,6 +64,7 @@ class Job:
     etag: str | None = None
     last_modified: str | None = None
     body_sha256: str | None = None
+    lease_token: int | None = None  # the fencing token of this instance's claim
 
 
 Status = Literal["ok", "not_modified", "unchanged", "failed", "cancelled"]

@@ -5,23 +5,27 @@ Each source goes through the same ingestion job (retries included) and the same
 one-transaction store as in the worker, so a success resolves its dead letter and
 resets its error count, and a failure bumps both. The circuit breakers and rate
 limits are fresh ones: an operator's explicit retry is not held back by the
-worker's view of a host.
+worker's view of a host. Each source is leased for its fetch like a replica would
+(``atlas.core.leases``): one a replica is fetching now is left to it ("leased"),
+and a replica cannot claim one while it is retried here.
 """
 
 from __future__ import annotations
 
 import random
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import httpx
 
 from atlas.core.fetch import Fetcher
 from atlas.core.ingest import Ingestor
+from atlas.core.leases import Leases, holder_id
 from atlas.core.model import Job
 from atlas.core.scheduler import Schedule
 from atlas.core.settings import CoreSettings
 from atlas.core.store import Store
+from atlas.errors import LeaseLost
 from atlas.resilience.breaker import Breakers
 from atlas.resilience.ratelimit import AdaptiveLimiter
 from seams.clock import Clock, SystemClock
@@ -31,7 +35,7 @@ from seams.clock import Clock, SystemClock
 class Outcome:
     source: str
     ok: bool
-    status: str  # ok | not_modified | unchanged | failed | unknown-source
+    status: str  # ok | not_modified | unchanged | failed | unknown-source | leased
     message: str
     new: int = 0
     updated: int = 0
@@ -57,6 +61,7 @@ def fetch_now(
         rand=random.random,
     )
     schedule = Schedule(settings.max_freshness_s, settings.error_backoff.cap_s)
+    leases = Leases(store.conn, holder_id("retry"), settings.lease_s)
     out: list[Outcome] = []
     try:
         for name in names:
@@ -64,9 +69,17 @@ def fetch_now(
             if source is None:
                 out.append(Outcome(name, False, "unknown-source", "not in the config any more"))
                 continue
-            job = store.job(source) or Job(source)
+            token = leases.take(name, clock.wall())
+            if isinstance(token, str):
+                out.append(Outcome(name, False, "leased", f"being fetched by {token} now"))
+                continue
+            job = replace(store.job(source) or Job(source), lease_token=token)
             result = ingestor.run(job)
-            applied = store.apply(result, schedule)
+            try:
+                applied = store.apply(result, schedule)
+            except LeaseLost as exc:
+                out.append(Outcome(name, False, "leased", str(exc)))
+                continue
             if result.status == "failed":
                 out.append(Outcome(name, False, "failed", str(result.error)))
             else:

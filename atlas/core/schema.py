@@ -12,7 +12,11 @@ under it) and the background jobs.
 * ``items_fts``— FTS5 over title and text, kept in step by triggers; words are
   stemmed (porter) over unicode61 with diacritics removed (migration 2), so
   "operations" finds "Operating" and "cafe" finds "Café".
-* ``hosts``    — the circuit state of each host, written by the worker.
+* ``hosts``    — the circuit breaker of each host, shared by the replicas (migration 3
+  adds the breaker's counters: ``atlas.resilience.shared``).
+* ``host_rates`` — each host's adaptive rate and token bucket, shared likewise.
+* ``source_leases`` — who fetches a source now, until when, and the fencing token
+  of that claim (``atlas.core.leases``).
 * ``dead_letters`` — fetches that still failed after their retries, one open
   entry per source (see ``atlas.resilience.dlq``).
 """
@@ -129,6 +133,35 @@ MIGRATIONS += (
             INSERT INTO items_fts (rowid, title, text) VALUES (new.id, new.title, new.text);
         END;
         INSERT INTO items_fts (items_fts) VALUES ('rebuild');
+        """,
+    ),
+)
+
+MIGRATIONS += (
+    Migration(
+        3,
+        "source leases; circuit breakers and rate limits shared by the replicas",
+        """
+        CREATE TABLE source_leases (
+            source TEXT PRIMARY KEY,
+            holder TEXT,
+            token INTEGER NOT NULL DEFAULT 0,
+            expires_at REAL NOT NULL DEFAULT 0,
+            claimed_at REAL
+        );
+        INSERT INTO source_leases (source) SELECT name FROM sources;
+        CREATE INDEX sources_by_next_check ON sources (next_check_at);
+        ALTER TABLE hosts ADD COLUMN failures INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE hosts ADD COLUMN opened_at REAL NOT NULL DEFAULT 0;
+        ALTER TABLE hosts ADD COLUMN open_for REAL;
+        ALTER TABLE hosts ADD COLUMN trials INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE hosts ADD COLUMN trial_at REAL NOT NULL DEFAULT 0;
+        CREATE TABLE host_rates (
+            host TEXT PRIMARY KEY,
+            rate REAL NOT NULL,
+            tokens REAL NOT NULL,
+            stamp REAL NOT NULL
+        );
         """,
     ),
 )

@@ -3,19 +3,21 @@
 The JSON Schema (schemas/config/core.json) checks shapes; this module checks what
 a schema cannot say (a feed needs a URL, a text source needs its text, names are
 unique, ``--instance`` is within ``replicas``) and raises ConfigError naming the
-file and the field. It also picks this replica's share of the sources: replica N
-of R takes the sources whose stable hash of the name is N-1 modulo R.
+file and the field. Every replica knows every source: which one fetches a source
+is decided by leases in the content database (``atlas.core.leases``), not here.
 """
 
 from __future__ import annotations
 
-import hashlib
+import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 from atlas.config import BaseSettings, base_settings, load_config
+from atlas.core.netpolicy import IPNetwork, parse_networks
 from atlas.errors import ConfigError
 from atlas.resilience.breaker import BreakerPolicy
 from atlas.resilience.ratelimit import DEFAULT_POLICY, AimdPolicy
@@ -31,6 +33,17 @@ class RateLimit:
 
 
 @dataclass(frozen=True)
+class Credentials:
+    """A source's secrets, read from core's env file: never in core.json, never shown
+    (``url`` is then None in the source and in the API). ``missing`` names the
+    variables that were not set (the fetch then fails saying so)."""
+
+    url: str | None = field(default=None, repr=False)
+    auth: tuple[str, str] | None = field(default=None, repr=False)
+    missing: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class SourceSettings:
     name: str
     type: SourceType
@@ -43,13 +56,16 @@ class SourceSettings:
     max_body_bytes: int | None
     rate_limit: RateLimit | None
     labels: dict[str, str] = field(default_factory=dict, hash=False, compare=False)
+    allow_private: bool = False  # may reach loopback, private, link-local (netpolicy)
+    credentials: Credentials | None = None  # urlSecret / basicAuth, from the env file
 
     @property
     def host(self) -> str | None:
         """The host part of the URL (with a non-default port): breaker and rate-limit key."""
-        if not self.url:
+        url = self.url or (self.credentials.url if self.credentials else None)
+        if not url:
             return None
-        parts = urlsplit(self.url)
+        parts = urlsplit(url)
         return parts.netloc.rpartition("@")[2].lower() or None
 
     @property
@@ -64,6 +80,8 @@ class FetchSettings:
     max_body_bytes: int
     max_redirects: int
     concurrency: int
+    # networks every source may reach despite the address policy (atlas.core.netpolicy)
+    allowed_networks: tuple[IPNetwork, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -85,16 +103,16 @@ class CoreSettings(BaseSettings):
     error_backoff: ErrorBackoff = field(default_factory=ErrorBackoff)
     max_freshness_s: float = 24 * 3600.0  # a Cache-Control max-age beyond this is capped
     default_rate: AimdPolicy = DEFAULT_POLICY
+    lease_s: float = 30.0  # a claim on a source lasts this long unless renewed
 
     def for_instance(self, instance: int | None) -> InstanceSettings:
-        """This replica's view: its sources and its metrics port."""
+        """This replica's view: the sources it may claim (all) and its metrics port."""
         n = 1 if instance is None else instance
         if not 1 <= n <= self.replicas:
             raise ConfigError(
                 f"{self.config_path}: --instance {n} is outside 1..replicas ({self.replicas})"
             )
-        mine = tuple(s for s in self.sources if shard_of(s.name, self.replicas) == n - 1)
-        return InstanceSettings(self, n, mine, self.metrics_port + n - 1)
+        return InstanceSettings(self, n, self.sources, self.metrics_port + n - 1)
 
     def rate_policy(self, host: str) -> AimdPolicy:
         """The most conservative configured limit of the host's sources, else the default."""
@@ -114,21 +132,62 @@ class InstanceSettings:
     metrics_port: int
 
 
-def shard_of(name: str, replicas: int) -> int:
-    """A stable shard number for a source name (the same on every host and run)."""
-    digest = hashlib.sha256(name.encode("utf-8")).digest()
-    return int.from_bytes(digest[:8], "big") % replicas
+def _split_userinfo(url: str) -> tuple[str, tuple[str, str] | None]:
+    """(the URL without ``user:pass@``, (user, password) or None)."""
+    parts = urlsplit(url)
+    userinfo, at, hostport = parts.netloc.rpartition("@")
+    if not at:
+        return url, None
+    user, _, password = userinfo.partition(":")
+    return urlunsplit(parts._replace(netloc=hostport)), (unquote(user), unquote(password))
 
 
-def _source(raw: dict[str, Any], where: str) -> SourceSettings:
+def _credentials(raw: dict[str, Any], env: Mapping[str, str], where: str) -> Credentials | None:
+    url_env, basic = raw.get("urlEnv"), raw.get("basicAuth")
+    if url_env is None and basic is None:
+        return None
+    missing: list[str] = []
+    url, auth = None, None
+    if url_env is not None:
+        url = env.get(url_env)
+        if url is None:
+            missing.append(url_env)
+        else:
+            url, auth = _split_userinfo(url.strip())
+            parts = urlsplit(url)
+            if parts.scheme not in ("http", "https") or not parts.netloc:
+                raise ConfigError(
+                    f"{where}.urlEnv: the value of {url_env} is not an http(s) URL (not shown)"
+                )
+    if basic is not None:
+        names = (basic["usernameEnv"], basic["passwordEnv"])
+        values = [env.get(name) for name in names]
+        missing += [name for name, value in zip(names, values, strict=True) if value is None]
+        if values[0] is not None and values[1] is not None:
+            auth = (values[0], values[1])
+    return Credentials(url, auth, tuple(missing))
+
+
+def _check_url(kind: str, url: str | None, url_env: str | None, where: str) -> None:
+    if url_env is not None and url is None:
+        return
+    if not url:
+        raise ConfigError(f"{where}.url: a source of type {kind} needs a url (or urlEnv)")
+    parts = urlsplit(url)
+    if "@" in parts.netloc:
+        raise ConfigError(
+            f"{where}.url: credentials in a URL are not accepted (the URL is not shown): "
+            "give them as basicAuth or the whole URL as urlSecret"
+        )
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ConfigError(f"{where}.url: expected an http(s) URL, got {url!r}")
+
+
+def _source(raw: dict[str, Any], where: str, env: Mapping[str, str]) -> SourceSettings:
     kind = raw["type"]
     url = raw["url"]
     if kind in ("rss", "url"):
-        if not url:
-            raise ConfigError(f"{where}.url: a source of type {kind} needs a url")
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.netloc:
-            raise ConfigError(f"{where}.url: expected an http(s) URL, got {url!r}")
+        _check_url(kind, url, raw.get("urlEnv"), where)
     elif raw["text"] is None:
         raise ConfigError(f"{where}.text: a source of type {kind} needs its text")
     limit = raw["rateLimit"]
@@ -146,11 +205,17 @@ def _source(raw: dict[str, Any], where: str) -> SourceSettings:
         if limit is None
         else RateLimit(float(limit["requestsPerMinute"]), int(limit["burst"])),
         labels=dict(raw["labels"]),
+        allow_private=bool(raw.get("allowPrivate", False)),
+        credentials=_credentials(raw, env, where),
     )
 
 
-def from_dict(data: dict[str, Any], path: Path) -> CoreSettings:
-    """Settings from a config already validated against core.json."""
+def from_dict(
+    data: dict[str, Any], path: Path, env: Mapping[str, str] | None = None
+) -> CoreSettings:
+    """Settings from a config already validated against core.json; the sources'
+    secrets come from ``env`` (this process's environment: core's env file)."""
+    environ = os.environ if env is None else env
     sources = []
     seen: set[str] = set()
     for i, raw in enumerate(data["sources"]):
@@ -158,19 +223,23 @@ def from_dict(data: dict[str, Any], path: Path) -> CoreSettings:
         if raw["name"] in seen:
             raise ConfigError(f"{where}.name: duplicate source name {raw['name']!r}")
         seen.add(raw["name"])
-        sources.append(_source(raw, where))
+        sources.append(_source(raw, where, environ))
     fetch = data["fetch"]
     return CoreSettings(
         **base_settings(data, path).base_fields(),
         metrics_listen=data["metrics"]["listen"],
         metrics_port=int(data["metrics"]["port"]),
         replicas=int(data["replicas"]),
+        lease_s=float(data.get("leaseSeconds", 30)),
         fetch=FetchSettings(
             user_agent=fetch["userAgent"],
             timeout_s=float(fetch["timeoutSeconds"]),
             max_body_bytes=int(fetch["maxBodyBytes"]),
             max_redirects=int(fetch["maxRedirects"]),
             concurrency=int(fetch["concurrency"]),
+            allowed_networks=parse_networks(
+                fetch["allowPrivateNetworks"], f"{path}: fetch.allowPrivateNetworks"
+            ),
         ),
         sources=tuple(sources),
     )

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from atlas import db
+from atlas.core import leases
 from atlas.core.model import Item, Job, JobResult
 from atlas.core.scheduler import Schedule
 from atlas.core.schema import MIGRATIONS
@@ -67,6 +68,11 @@ class Store:
     def close(self) -> None:
         self.conn.close()
 
+    @property
+    def path(self) -> str:
+        """The database file (for another connection to it)."""
+        return str(self.conn.execute("PRAGMA database_list").fetchone()[2])
+
     # ---- sources
 
     def sync_sources(
@@ -90,6 +96,10 @@ class Store:
                         "   AND sources.type = excluded.type THEN body_sha256 END",
                         (s.name, s.type, s.title, s.url, s.host, int(s.enabled), s.interval_s),
                     )
+                    self.conn.execute(
+                        "INSERT INTO source_leases (source) VALUES (?) ON CONFLICT DO NOTHING",
+                        (s.name,),
+                    )
                 for (name,) in self.conn.execute(
                     "SELECT name FROM sources WHERE removed_at IS NULL"
                 ).fetchall():
@@ -101,14 +111,17 @@ class Store:
             raise StorageError(f"cannot record sources: {exc}") from exc
 
     def due(self, sources: Sequence[SourceSettings], now: float) -> list[Job]:
-        """Jobs for the enabled sources whose next check has come, most overdue first."""
+        """Jobs for the enabled sources whose next check has come and whose lease is
+        free or expired, most overdue first (claim them before fetching)."""
         by_name = {s.name: s for s in sources if s.enabled}
         jobs: list[tuple[float, Job]] = []
         for chunk in _chunks(list(by_name)):
             rows = self.conn.execute(
                 "SELECT name, etag, last_modified, body_sha256, next_check_at FROM sources"  # noqa: S608
-                f" WHERE next_check_at <= ? AND name IN ({','.join('?' * len(chunk))})",
-                [now, *chunk],
+                " LEFT JOIN source_leases l ON l.source = name"
+                " WHERE next_check_at <= ? AND (l.holder IS NULL OR l.expires_at <= ?)"
+                f" AND name IN ({','.join('?' * len(chunk))})",
+                [now, now, *chunk],
             ).fetchall()
             for name, etag, last_modified, body_sha, next_at in rows:
                 jobs.append((next_at, Job(by_name[name], etag, last_modified, body_sha)))
@@ -123,12 +136,15 @@ class Store:
         return None if row is None else Job(source, *row)
 
     def next_check_at(self, sources: Sequence[SourceSettings]) -> float | None:
+        """When the next of ``sources`` may be claimed: it is due and any lease on it
+        has run out (a held lease ends with a store, a release or its expiry)."""
         names = [s.name for s in sources if s.enabled]
         best: float | None = None
         for chunk in _chunks(names):
             row = self.conn.execute(
-                "SELECT MIN(next_check_at) FROM sources"  # noqa: S608
-                f" WHERE name IN ({','.join('?' * len(chunk))})",
+                "SELECT MIN(MAX(next_check_at, CASE WHEN l.holder IS NULL THEN 0"  # noqa: S608
+                " ELSE l.expires_at END)) FROM sources LEFT JOIN source_leases l"
+                f" ON l.source = name WHERE name IN ({','.join('?' * len(chunk))})",
                 chunk,
             ).fetchone()
             if row and row[0] is not None:
@@ -165,7 +181,9 @@ class Store:
     # ---- one fetched batch
 
     def apply(self, result: JobResult, schedule: Schedule) -> Applied:
-        """Write everything one fetch produced, in one transaction."""
+        """Write everything one fetch produced, in one transaction; under a lease
+        (``job.lease_token``) only while it still holds, releasing it (else
+        ``LeaseLost``, and nothing is written)."""
         try:
             with db.transaction(self.conn):
                 return self._apply(result, schedule)
@@ -175,6 +193,8 @@ class Store:
     def _apply(self, r: JobResult, schedule: Schedule) -> Applied:
         s = r.source
         now = r.finished_at
+        if r.job.lease_token is not None:
+            leases.fence(self.conn, s.name, r.job.lease_token)  # LeaseLost: nothing stored
         if r.status == "failed":
             row = self.conn.execute(
                 "SELECT consecutive_errors FROM sources WHERE name = ?", (s.name,)

@@ -1,13 +1,19 @@
-"""The worker loop: pick due sources, fetch them on a thread pool, store each
+"""The worker loop: claim due sources, fetch them on a thread pool, store each
 result in one transaction, keep the metrics, and stop cleanly.
 
-The loop runs on the main thread and is the only writer to the database. A tick:
-store what finished, note circuit changes, then submit due sources while there is
-room (``fetch.concurrency``), skipping hosts whose circuit is open or whose rate
-limit has no token yet — those stay due and count in ``atlas_ingest_backlog``.
+The loop runs on the main thread and does the worker's writes of sources and items.
+A tick: store what finished, renew the leases of the fetches in flight (every
+quarter of ``leaseSeconds``), note circuit changes, then claim due sources while
+there is room (``fetch.concurrency``) and submit them — skipping hosts whose circuit
+is open or whose rate limit has no token yet: those stay due and count in
+``atlas_ingest_backlog``. Every replica may claim every source (``atlas.core.leases``);
+a result whose lease was taken over meanwhile is dropped (``LeaseLost``). Breakers
+and rate limits are the database's (``atlas.resilience.shared``), on a connection of
+their own used by the fetch threads too, so the replicas share them.
 ``stop()`` (SIGTERM) ends submissions (retry waits are cut short); ``shutdown()``
 stores what the jobs in flight finish within its grace, then cuts the rest short
-(within ``atlas.core.deadline.SLICE_S``; their sources stay due) and closes everything.
+(within ``atlas.core.deadline.SLICE_S``; their leases are released, their sources
+stay due) and closes everything.
 """
 
 from __future__ import annotations
@@ -19,20 +25,23 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import replace
 from typing import Any
 
 import httpx
 
 from atlas.core.fetch import Fetcher
 from atlas.core.ingest import Ingestor
+from atlas.core.leases import Leases, holder_id
 from atlas.core.metrics import CoreMetrics
 from atlas.core.model import Job, JobResult
 from atlas.core.scheduler import Schedule
 from atlas.core.settings import InstanceSettings
 from atlas.core.store import Store
-from atlas.errors import AtlasError, FetchTimedOut, StorageError
-from atlas.resilience.breaker import Breakers, State
-from atlas.resilience.ratelimit import AdaptiveLimiter, LoadProbe
+from atlas.errors import AtlasError, FetchTimedOut, LeaseLost, StorageError
+from atlas.resilience.breaker import State
+from atlas.resilience.ratelimit import LoadProbe
+from atlas.resilience.shared import SharedBreakers, SharedLimiter, SharedState
 from seams.clock import Clock, SystemClock
 
 log = logging.getLogger("atlas.core")
@@ -64,8 +73,13 @@ class Worker:
         self._stalled: set[str] = set()  # sources whose latest attempt timed out
         self._stalled_lock = threading.Lock()
         self._circuit_changes: queue.SimpleQueue[tuple[str, State]] = queue.SimpleQueue()
-        self.breakers = Breakers(core.breaker, self.clock, self._on_circuit)
-        self.limiter = AdaptiveLimiter(core.rate_policy, self.clock, load)
+        self.shared = SharedState(store.path, core.busy_timeout_s)
+        self.breakers = SharedBreakers(
+            core.breaker, self.clock, self.shared, self._on_circuit, trial_timeout_s=core.lease_s
+        )
+        self.limiter = SharedLimiter(core.rate_policy, self.clock, self.shared, load)
+        self.leases = Leases(store.conn, holder_id(settings.instance), core.lease_s)
+        self._renewed = self.clock.monotonic()
         if load is not None:
             self.metrics.watch_load(load)
         self.fetcher = Fetcher(core.fetch, transport, self.cut_short)
@@ -94,7 +108,7 @@ class Worker:
     # ---- lifecycle
 
     def start(self) -> None:
-        """Record this replica's sources and give every metric series a value."""
+        """Record the sources and give every metric series a value."""
         core = self.settings.core
         self.store.sync_sources(
             self.settings.sources, [s.name for s in core.sources], self.clock.wall()
@@ -102,8 +116,7 @@ class Worker:
         hosts = sorted({s.host for s in self.settings.sources if s.host})
         self.metrics.declare_sources(self.store.source_errors(self.names), hosts)
         self.metrics.dlq.set(self.store.dlq_size(self.names))
-        for host in hosts:
-            self.store.set_circuit(host, State.CLOSED.value, self.clock.wall())
+        self.breakers.declare(hosts)  # closed, unless another replica knows better
 
     def stop(self) -> None:
         """Stop submitting fetches; the jobs in flight finish (waits cut short)."""
@@ -123,12 +136,15 @@ class Worker:
             self._wait_in_flight(time.monotonic() + CUT_S)
         self._record_circuits()
         abandoned = len(self.in_flight)
+        for job in self.in_flight.values():
+            self._release(job)
         if abandoned:
             log.warning("abandoning %d fetch(es) still running; their sources stay due", abandoned)
             self.executor.shutdown(wait=False, cancel_futures=True)
             return abandoned
         self.executor.shutdown(wait=True)
         self.fetcher.close()
+        self.shared.close()
         return 0
 
     def _wait_in_flight(self, end: float | None) -> None:
@@ -137,6 +153,7 @@ class Worker:
             left = 1.0 if end is None else max(0.0, min(1.0, end - time.monotonic()))
             done, _ = wait(list(self.in_flight), timeout=left)
             self._harvest(done)
+            self._renew()
             self.heartbeat = self.clock.monotonic()
 
     # ---- the loop
@@ -146,8 +163,15 @@ class Worker:
         Returns how many fetches it started."""
         self.heartbeat = self.clock.monotonic()
         self._harvest([f for f in self.in_flight if f.done()])
-        self._record_circuits()
-        submitted = 0 if self.stopping.is_set() else self._submit_due()
+        self._renew()
+        submitted = 0
+        try:
+            self._record_circuits()
+            if not self.stopping.is_set():
+                submitted = self._submit_due()
+        except StorageError as exc:  # busy or broken database: claim again next tick
+            self.storage_errors += 1
+            log.error("%s; sources are claimed again at the next tick", exc)
         if self.clock.monotonic() - self._dlq_checked > DLQ_REFRESH_S:
             self._refresh_dlq()
         if self.in_flight:
@@ -174,25 +198,39 @@ class Worker:
         return max(0.0, min(block_s, next_at - self.clock.wall()))
 
     def _submit_due(self) -> int:
+        """Claim what may be fetched now among the due sources no one holds, and
+        submit what was claimed; the rest stays due (the backlog)."""
         busy = {job.source.name for job in self.in_flight.values()}
         due = self.store.due(self.settings.sources, self.clock.wall())
-        waiting = submitted = 0
+        due = [j for j in due if j.source.name not in busy]
         room = self.settings.core.fetch.concurrency - len(self.in_flight)
+        ready: dict[str | None, bool] = {None: True}  # per host, asked once a tick
+        wanted: list[Job] = []
         for job in due:
-            name = job.source.name
-            if name in busy:
+            host = job.source.host
+            if len(wanted) < room and ready.setdefault(host, self._host_ready(host)):
+                wanted.append(job)
+        tokens = self.leases.claim([j.source.name for j in wanted], self.clock.wall(), room)
+        submitted = 0
+        for job in wanted:
+            token = tokens.get(job.source.name)
+            if token is None:  # another replica claimed it first
                 continue
-            if room <= 0 or not self._may_fetch(job):
-                waiting += 1
+            leased = replace(job, lease_token=token)
+            if not self._may_fetch(leased):
+                self._release(leased)
                 continue
-            future = self.executor.submit(self.ingestor.run, job)
-            self.in_flight[future] = job
-            busy.add(name)
-            room -= 1
+            self.in_flight[self.executor.submit(self.ingestor.run, leased)] = leased
             submitted += 1
-        self.waiting = waiting
-        self.metrics.backlog.set(waiting)
+        self.waiting = len(due) - submitted
+        self.metrics.backlog.set(self.waiting)
         return submitted
+
+    def _host_ready(self, host: str | None) -> bool:
+        """Would the host take a call now? (Asks without taking a token or a trial.)"""
+        if host is None:
+            return True
+        return self.limiter.wait_s(host) <= 0 and self.breakers.retry_after(host) <= 0
 
     def _may_fetch(self, job: Job) -> bool:
         host = job.source.host
@@ -205,13 +243,51 @@ class Worker:
             return False
         return True
 
+    # ---- leases
+
+    def _renew(self) -> None:
+        """Every quarter of the lease period: extend the leases of the fetches in flight."""
+        if self.clock.monotonic() - self._renewed < self.settings.core.lease_s / 4:
+            return
+        self._renewed = self.clock.monotonic()
+        held = {
+            job.source.name: job.lease_token
+            for job in self.in_flight.values()
+            if job.lease_token is not None
+        }
+        try:
+            lost = self.leases.renew(held, self.clock.wall())
+        except StorageError as exc:
+            log.error("%s; the leases are renewed at the next tick", exc)
+            return
+        for name in sorted(lost):
+            log.warning(
+                "lease of source %s lost (expired and taken over): its fetch in flight"
+                " will not be stored",
+                name,
+            )
+
+    def _release(self, job: Job) -> None:
+        """Give up the lease of a job that stored nothing: its source stays due."""
+        if job.lease_token is None:
+            return
+        try:
+            self.leases.release(job.source.name, job.lease_token)
+        except StorageError as exc:
+            log.error("%s; it expires in %.0fs", exc, self.settings.core.lease_s)
+
     def _harvest(self, done: Any) -> None:
         for future in done:
             job = self.in_flight.pop(future)
             try:
                 result = future.result()
+            except StorageError as exc:  # the shared breaker or rate limit was unwritable
+                log.error("fetch of %s stopped: %s; it stays due", job.source.name, exc)
+                self._release(job)
+                continue
             except Exception:  # a bug in a job must not kill the loop or lose the source
                 log.exception("fetch of %s crashed; it stays due", job.source.name)
+                self._release(job)
                 continue
             self._store(result)
 
@@ -219,12 +295,18 @@ class Worker:
         name = result.source.name
         if result.status == "cancelled":
             log.info("fetch of %s cancelled by shutdown; it stays due", name)
+            self._release(result.job)
             return
         try:
             applied = self.store.apply(result, self.schedule)
+        except LeaseLost as exc:  # another replica holds the source now
+            self.metrics.leases_lost.inc()
+            log.warning("%s", exc)
+            return
         except StorageError as exc:  # nothing was committed: the source stays due
             self.storage_errors += 1
             log.error("%s; %s will be fetched again", exc, name)
+            self._release(result.job)
             return
         self.storage_errors = 0
         self.stored_batches += 1
@@ -256,9 +338,13 @@ class Worker:
                 c.unchanged,
             )
             if result.job.source.host:
-                self.metrics.rate.labels(result.job.source.host).set(
-                    self.limiter.rate(result.job.source.host)
-                )
+                self._show_rate(result.job.source.host)
+
+    def _show_rate(self, host: str) -> None:
+        try:
+            self.metrics.rate.labels(host).set(self.limiter.rate(host))
+        except StorageError as exc:  # only the gauge waits for the next store
+            log.error("%s", exc)
 
     def stalled_sources(self) -> list[str]:
         """The sources whose latest fetch attempt ran out of time (their server
@@ -298,6 +384,5 @@ class Worker:
             except queue.Empty:
                 break
             latest[host] = state
-        for host, state in latest.items():
+        for host, state in latest.items():  # the shared breaker has stored it
             log.warning("circuit of %s is now %s", host, state.value)
-            self.store.set_circuit(host, state.value, self.clock.wall())

@@ -12,7 +12,7 @@ package imports neither.
   from two scrapes), ``health.verdict``, ``rules`` (``Rule`` and the alert
   lifecycle).
 * Out: ``exporter`` (the agent's own metric families), ``server`` (its
-  ``/metrics`` and ``/healthz`` routes on ``seams.httpserver``), ``envfile``.
+  ``/metrics`` and ``/healthz`` routes on ``seams.httpserver``). Env files: ``seams.envfile``.
 
 Seams to the outside, each passed in: ``seams.clock.Clock``, ``http.Http``,
 ``units.UnitStates``. Errors are those of :mod:`atlas.errors`.

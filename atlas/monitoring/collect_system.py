@@ -1,5 +1,9 @@
 """System metrics with psutil: CPU, memory, swap, disks, network, load, open files.
 
+Shares are ratios from 0 to 1 named ``_ratio`` (Prometheus's convention). The
+``_percent`` series (0–100) they replace are still exported for one release, for
+rules that use them (README, "Renamed metrics").
+
 Disks are reported per mount point: usage (``atlas_system_disk_*{mount}``) and the
 I/O counters of the mount's block device (``…{mount,device}``); "/" and the data
 folder's mount are always included, even when they are not on a block device
@@ -34,6 +38,11 @@ def parse_max_open_files(limits_text: str) -> int | None:
     return None
 
 
+def _share(part: float, whole: float) -> float:
+    """``part`` of ``whole`` as a ratio from 0 to 1 (0 when there is no whole)."""
+    return part / whole if whole > 0 else 0.0
+
+
 def _mount_of(path: Path) -> str:
     p = path.resolve() if path.exists() else path
     while not os.path.ismount(p) and p != p.parent:
@@ -61,8 +70,10 @@ class SystemCollector:
 
     def _cpu(self) -> list[Sample]:
         load1, load5, load15 = os.getloadavg()
+        cpu = psutil.cpu_percent(interval=None)  # one measurement: a second starts anew
         return [
-            sample("atlas_system_cpu_percent", psutil.cpu_percent(interval=None)),
+            sample("atlas_system_cpu_ratio", cpu / 100.0),
+            sample("atlas_system_cpu_percent", cpu),  # deprecated: removed in the next release
             sample("atlas_system_cpus", psutil.cpu_count() or 0),
             sample("atlas_system_load_average", load1, window="1m"),
             sample("atlas_system_load_average", load5, window="5m"),
@@ -75,10 +86,12 @@ class SystemCollector:
         return [
             sample("atlas_system_memory_total_bytes", vm.total),
             sample("atlas_system_memory_available_bytes", vm.available),
-            sample("atlas_system_memory_used_percent", vm.percent),
+            sample("atlas_system_memory_used_ratio", _share(vm.total - vm.available, vm.total)),
+            sample("atlas_system_memory_used_percent", vm.percent),  # deprecated
             sample("atlas_system_swap_total_bytes", sw.total),
             sample("atlas_system_swap_used_bytes", sw.used),
-            sample("atlas_system_swap_used_percent", sw.percent),
+            sample("atlas_system_swap_used_ratio", _share(sw.used, sw.total)),
+            sample("atlas_system_swap_used_percent", sw.percent),  # deprecated
         ]
 
     def _mounts(self) -> dict[str, str]:
@@ -110,7 +123,12 @@ class SystemCollector:
             out += [
                 sample("atlas_system_disk_total_bytes", usage.total, mount=mount),
                 sample("atlas_system_disk_free_bytes", usage.free, mount=mount),
-                sample("atlas_system_disk_used_percent", usage.percent, mount=mount),
+                sample(
+                    "atlas_system_disk_used_ratio",
+                    _share(usage.used, usage.used + usage.free),
+                    mount=mount,
+                ),
+                sample("atlas_system_disk_used_percent", usage.percent, mount=mount),  # deprecated
             ]
             counters = io.get(device) if device else None
             if counters is not None:

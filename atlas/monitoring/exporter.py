@@ -13,27 +13,31 @@ import threading
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from prometheus_client import CollectorRegistry, Counter, ProcessCollector
+from prometheus_client import CollectorRegistry, Counter
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
 from atlas.monitoring.rules import Alert, Rule
 from atlas.monitoring.samples import Sample
-from seams.build import export_build_info
+from seams.build import export_component_metrics
 
 HELP = {
-    "atlas_system_cpu_percent": "CPU utilisation of the host over the last interval, in percent.",
+    "atlas_system_cpu_ratio": "CPU utilisation of the host over the last interval, 0 to 1.",
+    "atlas_system_cpu_percent": "Deprecated (removed next release): use atlas_system_cpu_ratio.",
     "atlas_system_cpus": "Logical CPUs of the host.",
     "atlas_system_load_average": "Load average of the host over the window.",
     "atlas_system_memory_total_bytes": "Physical memory of the host.",
     "atlas_system_memory_available_bytes": "Memory available to new processes without swapping.",
-    "atlas_system_memory_used_percent": "Memory in use, in percent.",
+    "atlas_system_memory_used_ratio": "Share of memory in use (not available), 0 to 1.",
+    "atlas_system_memory_used_percent": "Deprecated: use atlas_system_memory_used_ratio.",
     "atlas_system_swap_total_bytes": "Swap space of the host.",
     "atlas_system_swap_used_bytes": "Swap space in use.",
-    "atlas_system_swap_used_percent": "Swap space in use, in percent.",
+    "atlas_system_swap_used_ratio": "Share of swap space in use, 0 to 1.",
+    "atlas_system_swap_used_percent": "Deprecated: use atlas_system_swap_used_ratio.",
     "atlas_system_disk_total_bytes": "Size of the file system mounted at mount.",
     "atlas_system_disk_free_bytes": "Free space of the file system mounted at mount.",
-    "atlas_system_disk_used_percent": "Space in use on the file system at mount, in percent.",
+    "atlas_system_disk_used_ratio": "Share of space in use on the file system at mount, 0 to 1.",
+    "atlas_system_disk_used_percent": "Deprecated: use atlas_system_disk_used_ratio.",
     "atlas_system_disk_read_bytes": "Bytes read from the block device of the mount.",
     "atlas_system_disk_written_bytes": "Bytes written to the block device of the mount.",
     "atlas_system_disk_reads": "Completed reads of the block device of the mount.",
@@ -171,7 +175,7 @@ class Exporter:
         self.registry = CollectorRegistry(auto_describe=False)
         self.view = ViewCollector()
         self.registry.register(self.view)
-        export_build_info(self.registry)
+        export_component_metrics(self.registry)
         self.notifications = Counter(
             "atlas_notifications",
             "Notification delivery attempts by channel and result "
@@ -179,7 +183,6 @@ class Exporter:
             ["channel", "result"],
             registry=self.registry,
         )
-        ProcessCollector(registry=self.registry)
 
     def count(self, channel: str, result: str) -> None:
         self.notifications.labels(channel=channel, result=result).inc()

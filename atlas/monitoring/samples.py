@@ -46,6 +46,12 @@ def sample(name: str, value: float, **labels: str) -> Sample:
     return Sample(name, labels_of(labels), float(value))
 
 
+def promql_quote(value: str) -> str:
+    """``value`` as a double-quoted PromQL string (what the selector parser reads back)."""
+    escaped = value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+    return '"' + escaped + '"'
+
+
 @dataclass(frozen=True)
 class Matcher:
     label: str
@@ -73,7 +79,7 @@ class Matcher:
         return found if self.op == "=~" else not found
 
     def __str__(self) -> str:
-        return f"{self.label}{self.op}{self.value!r}".replace("'", '"')
+        return f"{self.label}{self.op}{promql_quote(self.value)}"
 
 
 @dataclass(frozen=True)

@@ -176,14 +176,25 @@ class AdaptiveLimiter:
         load = self.load() if self.load is not None else None
         with self._lock:
             policy, bucket = self._get(host)
-            bucket._refill(self.clock.monotonic())
-            congested = (
-                not ok
-                or latency_s > policy.slow_s
-                or (load is not None and load > policy.high_load)
-            )
-            if congested:
-                bucket.rate = max(policy.floor_per_s, bucket.rate * policy.decrease)
-            else:
-                bucket.rate = min(policy.ceiling_per_s, bucket.rate + policy.step)
-            return bucket.rate
+            return adapt(policy, bucket, self.clock.monotonic(), ok, latency_s, load)
+
+
+def adapt(
+    policy: AimdPolicy,
+    bucket: TokenBucket,
+    now: float,
+    ok: bool,
+    latency_s: float,
+    load: float | None,
+) -> float:
+    """AIMD: raise the bucket's rate after a quick success on a machine not overloaded,
+    cut it otherwise; returns the new rate."""
+    bucket._refill(now)
+    congested = (
+        not ok or latency_s > policy.slow_s or (load is not None and load > policy.high_load)
+    )
+    if congested:
+        bucket.rate = max(policy.floor_per_s, bucket.rate * policy.decrease)
+    else:
+        bucket.rate = min(policy.ceiling_per_s, bucket.rate + policy.step)
+    return bucket.rate

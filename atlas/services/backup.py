@@ -29,7 +29,7 @@ from atlas.services import crypto
 from atlas.services.settings import BackupSettings
 from seams.fsio import fsync_dir
 
-NAME = re.compile(r"^atlas-(\d{8}T\d{6}(?:\.\d{6})?Z)\.db(\.enc)?$")
+NAME = re.compile(r"^atlas-(\d{8}T\d{6}(?:\.\d{6})?Z)\.db(\.enc)?\Z")
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,8 @@
 
 1. dead-letter sweep — retry the dead letters whose next retry time has come,
    with the sources of the worker's config rendered beside this one (core.json);
-2. backup — per the ``backup`` block (none: skipped), then retention;
+2. backup — per the ``backup`` block (none: skipped): a page backup of the kind
+   due (``pagebackups.scheduled``), verified, then retention and a drill when due;
 3. upkeep — PRAGMA optimize and a WAL checkpoint.
 
 A failing job does not stop the next; the exit status is 1 if any failed.
@@ -20,10 +21,10 @@ from atlas import logs
 from atlas.core import settings as core_settings
 from atlas.core.oneshot import fetch_now
 from atlas.core.store import open_store
-from atlas.errors import AtlasError
+from atlas.errors import AtlasError, BackupError
 from atlas.resilience import dlq
+from atlas.services import pagebackups
 from atlas.services import settings as services_settings
-from atlas.services.backup import make_backup, passphrase_for, prune
 from atlas.services.settings import ServicesSettings
 from atlas.services.upkeep import upkeep
 from seams.clock import Clock, SystemClock
@@ -56,11 +57,10 @@ def backup_job(s: ServicesSettings, clock: Clock, env: Mapping[str, str]) -> dic
     b = s.backup
     if b is None:
         return {"skipped": "no BackupPolicy"}
-    passphrase = passphrase_for(b, env)
-    made = make_backup(s.database, b, clock.wall(), passphrase, s.busy_timeout_s)
-    removed = prune(b.destination, b.keep_last, b.max_age_s, clock.wall())
-    log.info("backup %s written (%d bytes); %d old removed", made.path, made.size, len(removed))
-    return {"file": str(made.path), "bytes": made.size, "removed": [str(p) for p in removed]}
+    if not s.database.exists():
+        raise BackupError(f"database {s.database} does not exist; nothing to back up")
+    target = pagebackups.Target.of(b, b.destination, env)
+    return pagebackups.scheduled(target, s.database, clock.wall(), s.busy_timeout_s)
 
 
 def run(config: Path, env: Mapping[str, str] | None = None, clock: Clock | None = None) -> int:

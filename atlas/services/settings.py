@@ -19,6 +19,8 @@ class BackupSettings:
     encrypt: bool
     encryption_key_env: str | None
     verify: bool
+    full_every_s: float = 0.0
+    drill_every_s: float | None = None
 
 
 @dataclass(frozen=True)
@@ -51,6 +53,8 @@ def from_dict(data: dict[str, Any], path: Path) -> ServicesSettings:
             encrypt=bool(b["encrypt"]),
             encryption_key_env=b["encryptionKeyEnv"],
             verify=bool(b["verify"]),
+            full_every_s=float(b.get("fullEverySeconds", 0.0)),
+            drill_every_s=b.get("drillEverySeconds"),
         ),
     )
 

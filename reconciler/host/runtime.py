@@ -77,6 +77,10 @@ class Systemctl:
         """The manager's SystemState (running, degraded, …); raises RuntimeUnavailable."""
         return self._run("show", "-p", "SystemState", "--value").strip()
 
+    def manager_version(self) -> str:
+        """The manager's systemd version (``257.9-1~deb13u1``); raises RuntimeUnavailable."""
+        return self._run("show", "-p", "Version", "--value").strip()
+
     def unit_states(self, names: Sequence[str]) -> dict[str, UnitState]:
         if not names:
             return {}

@@ -29,7 +29,7 @@ ENVIRONMENT_ONLY_KINDS = ("Environment", "Secrets")
 # Older apiVersions we know of, and what to tell the operator about them (migrate.py).
 SUPERSEDED_API_VERSIONS: dict[str, str] = dict(SUPERSEDED)
 
-_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\Z")
 
 
 def show(value: Any) -> str:

@@ -9,6 +9,7 @@ located Problems (file and line of the offending value).
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -80,6 +81,26 @@ def _out_of_range(section: str, key: str, r: Range, value: Any) -> str | None:
     )
 
 
+def _network_problems(networks: Any) -> list[tuple[PathKey, str]]:
+    if not isinstance(networks, list):
+        return []
+    found: list[tuple[PathKey, str]] = []
+    for i, value in enumerate(networks):
+        if not isinstance(value, str):
+            continue  # the schema reports the type
+        try:
+            ipaddress.ip_network(value, strict=False)
+        except ValueError:
+            found.append(
+                (
+                    ("spec", "sources", "allowPrivateNetworks", i),
+                    f"spec.sources.allowPrivateNetworks[{i}]: expected a network in CIDR "
+                    f"form such as 10.0.0.0/8 or fd00::/8; got {_show(value)}",
+                )
+            )
+    return found
+
+
 def problems(spec: Mapping[str, Any]) -> list[tuple[PathKey, str]]:
     """(path of the value, message) for each setting out of its range or shape."""
     found: list[tuple[PathKey, str]] = []
@@ -87,6 +108,7 @@ def problems(spec: Mapping[str, Any]) -> list[tuple[PathKey, str]]:
         bad = _out_of_range(section, key, r, _value(spec, section, key))
         if bad:
             found.append((("spec", section, key), bad))
+    found += _network_problems(_value(spec, "sources", "allowPrivateNetworks"))
     path = _value(spec, "database", "path")
     if isinstance(path, str):
         bad = _path_problem(path)

@@ -24,6 +24,9 @@ from reconciler.manifests.load import Limits, PathKey
 from reconciler.manifests.overlay import Manifest, field_name
 from reconciler.manifests.schema import default_of
 from reconciler.manifests.selectors import selector_problem
+from reconciler.manifests.sourceurls import allowed_networks, url_problems
+from seams import templating
+from seams.addresses import IPNetwork
 
 CHANNEL_BLOCKS = ("email", "webhook", "slack", "log")
 # (section, key) of every port an Environment sets; defaults from its schema
@@ -35,21 +38,37 @@ def secret_refs(m: Manifest) -> Iterator[tuple[PathKey, str]]:
     """(where, secret name) of every secret ``m`` refers to."""
     spec = m.spec
     if m.kind == "AlertChannel":
-        for block in CHANNEL_BLOCKS:
-            settings = spec.get(block)
-            if isinstance(settings, dict):
-                for key, value in settings.items():
-                    if key.endswith("Secret") and isinstance(value, str):
-                        yield ("spec", block, key), value
+        yield from _channel_secret_refs(spec)
     elif m.kind == "BackupPolicy" and spec.get("encrypt"):
         value = spec.get("encryptionKeySecret")
         if isinstance(value, str):
             yield ("spec", "encryptionKeySecret"), value
+    elif m.kind == "Source":
+        yield from _source_secret_refs(spec)
     elif m.kind == "Environment":
         reconciler = spec.get("reconciler")
         value = reconciler.get("webhookSecret") if isinstance(reconciler, dict) else None
         if isinstance(value, str):
             yield ("spec", "reconciler", "webhookSecret"), value
+
+
+def _channel_secret_refs(spec: dict[str, Any]) -> Iterator[tuple[PathKey, str]]:
+    for block in CHANNEL_BLOCKS:
+        settings = spec.get(block)
+        if isinstance(settings, dict):
+            for key, value in settings.items():
+                if key.endswith("Secret") and isinstance(value, str):
+                    yield ("spec", block, key), value
+
+
+def _source_secret_refs(spec: dict[str, Any]) -> Iterator[tuple[PathKey, str]]:
+    if isinstance(spec.get("urlSecret"), str):
+        yield ("spec", "urlSecret"), spec["urlSecret"]
+    auth = spec.get("basicAuth")
+    if isinstance(auth, dict):
+        for key in ("usernameSecret", "passwordSecret"):
+            if isinstance(auth.get(key), str):
+                yield ("spec", "basicAuth", key), auth[key]
 
 
 def referenced_secrets(manifests: Iterable[Manifest]) -> dict[str, str]:
@@ -71,6 +90,7 @@ class _Context:
     problems: list[Problem] = field(default_factory=list)
     secret_names: set[str] | None = None  # None: the environment has no Secrets document
     components: dict[str, Manifest] = field(default_factory=dict)
+    allowed_networks: tuple[IPNetwork, ...] = ()  # spec.sources.allowPrivateNetworks
 
     def add(self, m: Manifest, path: PathKey, message: str) -> None:
         self.problems.append(m.problem(path, message))
@@ -110,6 +130,20 @@ def _alert_rule(ctx: _Context, m: Manifest) -> None:
     bad = selector_problem(m.spec.get("metric", ""))
     if bad:
         ctx.add(m, ("spec", "metric"), f"spec.metric: {bad}")
+    for key, text in (m.spec.get("annotations") or {}).items():
+        bad = templating.annotation_problem(text) if isinstance(text, str) else None
+        if bad:
+            ctx.add(m, ("spec", "annotations", key), f"spec.annotations.{key}: {bad}")
+
+
+def _alert_channel(ctx: _Context, m: Manifest) -> None:
+    _secrets_of(ctx, m)
+    for key, text in (m.spec.get("templates") or {}).items():
+        if not isinstance(text, str):
+            continue
+        bad = templating.message_problem(text, html=key == "html")
+        if bad:
+            ctx.add(m, ("spec", "templates", key), f"spec.templates.{key}: {bad}")
 
 
 def _secrets_of(ctx: _Context, m: Manifest) -> None:
@@ -118,6 +152,9 @@ def _secrets_of(ctx: _Context, m: Manifest) -> None:
 
 
 def _source(ctx: _Context, m: Manifest) -> None:
+    _secrets_of(ctx, m)
+    for path, message in url_problems(m.spec, ctx.allowed_networks):
+        ctx.add(m, path, message)
     if m.spec.get("type") != "file":
         return
     rel = m.spec.get("path", "")
@@ -188,7 +225,7 @@ def _deployment(ctx: _Context, m: Manifest) -> None:
 
 CHECKS: dict[str, Callable[[_Context, Manifest], None]] = {
     "AlertRule": _alert_rule,
-    "AlertChannel": _secrets_of,
+    "AlertChannel": _alert_channel,
     "BackupPolicy": _secrets_of,
     "Environment": _secrets_of,
     "Source": _source,
@@ -355,6 +392,8 @@ def reference_problems(
     ctx = _Context(root, env, limits, every, names)
     _environment_documents(ctx)
     ctx.secret_names = _secrets_document(ctx)
+    environment = next((m for m in every if m.kind == "Environment" and m.name == env), None)
+    ctx.allowed_networks = allowed_networks(environment.spec if environment else None)
     for m in valid:
         check = CHECKS.get(m.kind)
         if check is not None:

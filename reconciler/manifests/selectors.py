@@ -4,10 +4,50 @@ from __future__ import annotations
 
 import re
 
-_SELECTOR = re.compile(r"^(?P<name>[a-zA-Z_:][a-zA-Z0-9_:]*)(\{(?P<matchers>.*)\})?$", re.S)
+_SELECTOR = re.compile(r"^(?P<name>[a-zA-Z_:][a-zA-Z0-9_:]*)(\{(?P<matchers>.*)\})?\Z", re.S)
 _MATCHER = re.compile(
     r'\s*(?P<label>[a-zA-Z_][a-zA-Z0-9_]*)\s*(?P<op>=~|!~|!=|=)\s*"(?P<value>(?:[^"\\]|\\.)*)"\s*(,|$)'
 )
+
+
+_SIMPLE_ESCAPES = {
+    "a": "\a",
+    "b": "\b",
+    "f": "\f",
+    "n": "\n",
+    "r": "\r",
+    "t": "\t",
+    "v": "\v",
+    "\\": "\\",
+    '"': '"',
+    "'": "'",
+}
+_ESCAPE = re.compile(r"\\(x[0-9a-fA-F]{2}|u[0-9a-fA-F]{4}|U[0-9a-fA-F]{8}|[0-7]{3}|.)", re.S)
+
+
+def unquote(body: str) -> str:
+    """The value of a double-quoted PromQL string (without its quotes), as Prometheus
+    reads it: Go's escapes, and every other character as itself (``café`` is
+    ``café``). ValueError names an escape Go does not have."""
+
+    def one(m: re.Match[str]) -> str:
+        esc = m.group(1)
+        if esc in _SIMPLE_ESCAPES:
+            return _SIMPLE_ESCAPES[esc]
+        if esc[0] in "xuU" and len(esc) > 1:
+            code = int(esc[1:], 16)
+        elif len(esc) == 3:
+            code = int(esc, 8)
+        else:
+            raise ValueError(
+                f"unknown escape \\{esc} in a label value: expected one of "
+                '\\\\ \\" \\n \\t \\xHH \\uHHHH (other characters stand for themselves)'
+            )
+        if code > 0x10FFFF or 0xD800 <= code <= 0xDFFF:
+            raise ValueError(f"escape \\{esc} in a label value is not a Unicode character")
+        return chr(code)
+
+    return _ESCAPE.sub(one, body)
 
 
 def _matchers(body: str) -> list[tuple[str, str, str]]:
@@ -20,7 +60,7 @@ def _matchers(body: str) -> list[tuple[str, str, str]]:
                 f"cannot read label matcher at {body[pos : pos + 20]!r}: expected "
                 'label="value" (operators = != =~ !~), separated by commas'
             )
-        value = m.group("value").encode().decode("unicode_escape")
+        value = unquote(m.group("value"))
         if m.group("op") in ("=~", "!~"):
             try:
                 re.compile(value)

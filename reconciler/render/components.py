@@ -51,6 +51,10 @@ def _backup_secrets(d: model.DesiredState) -> list[str]:
     return [b.encryption_key_secret] if b and b.encrypt and b.encryption_key_secret else []
 
 
+def _source_secrets(d: model.DesiredState) -> list[str]:
+    return [name for src in d.sources for name in src.secrets]
+
+
 def _channel_secrets(d: model.DesiredState) -> list[str]:
     return [name for c in d.channels for name in c.secret_fields.values()]
 
@@ -60,6 +64,7 @@ COMPONENTS: dict[str, Component] = {
         "core",
         configs.core,
         ("core",),
+        _source_secrets,
         listen=lambda s, d: (
             s.core_metrics_listen,
             [s.core_metrics_port + n for n in range(d.replicas)],

@@ -40,6 +40,7 @@ def core(i: Inputs, d: model.Deployment) -> Config:
             "maxBodyBytes": s.max_body_bytes,
             "maxRedirects": s.max_redirects,
             "concurrency": s.core_concurrency,
+            "allowPrivateNetworks": list(s.allow_private_networks),
         },
         sources=[source(src) for src in i.desired.sources],
     )
@@ -77,6 +78,8 @@ def services(i: Inputs, d: model.Deployment) -> Config:
             if b.encrypt and b.encryption_key_secret
             else None,
             "verify": b.verify,
+            "fullEverySeconds": b.full_every_s,
+            "drillEverySeconds": b.drill_every_s,
         }
     )
     return config
@@ -185,6 +188,14 @@ def source(src: model.Source) -> Config:
             "burst": src.rate_limit.burst,
         },
         "labels": dict(src.labels),
+        "allowPrivate": src.allow_private,
+        "urlEnv": secret_variable(src.url_secret) if src.url_secret else None,
+        "basicAuth": None
+        if src.basic_auth is None
+        else {
+            "usernameEnv": secret_variable(src.basic_auth[0]),
+            "passwordEnv": secret_variable(src.basic_auth[1]),
+        },
     }
 
 

@@ -15,15 +15,26 @@ from reconciler.render.inputs import Inputs
 from reconciler.render.text import env_quote, secret_variable, short_hash, template
 
 
+def env_text(environment: str, unit: str, variables: Iterable[tuple[str, str]]) -> bytes:
+    """The env file: ``templates/env.j2``'s header, then one ``NAME="value"`` per
+    variable exactly as ``seams.envfile`` quotes it. The values do not go through the
+    template's line tidying, which would drop a blank line or trailing blanks inside
+    a multi-line value and turn a carriage return into a newline."""
+    header = template("env.j2", environment=environment, unit=unit).decode()
+    lines = [f"{name}={env_quote(value)}" for name, value in variables]
+    return (header + "".join(line + "\n" for line in lines)).encode()
+
+
 def env_file(i: Inputs, component: str, unit: str, secrets: Iterable[str]) -> DesiredFile:
     variables = []
     digests = {}
     for name in sorted(set(secrets)):
         value = i.desired.secrets[name]
         digests[name] = value.digest
-        shown = env_quote(value.reveal()) if not value.sealed else env_quote(value.digest)
-        variables.append((secret_variable(name), shown))
-    content = template("env.j2", environment=i.settings.name, unit=unit, variables=variables)
+        variables.append(
+            (secret_variable(name), value.reveal() if not value.sealed else value.digest)
+        )
+    content = env_text(i.settings.name, unit, variables)
     return DesiredFile(i.env_path(component), content, 0o600, "env", component, digests)
 
 

@@ -16,6 +16,7 @@ from typing import Any
 import jinja2
 
 from reconciler.errors import RenderError
+from seams import envfile
 from seams.resources import MESSAGE_TEMPLATE_DIR, SYSTEMD_TEMPLATE_DIR
 
 
@@ -71,10 +72,11 @@ def exec_line(args: list[str]) -> str:
 
 
 def env_quote(value: str) -> str:
-    """A value for a systemd EnvironmentFile: double quotes, backslash escapes."""
-    if "\x00" in value:
-        raise RenderError("a secret value contains a NUL byte, which no environment can hold")
-    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    """A value for a systemd EnvironmentFile (``seams.envfile``, the reader's pair)."""
+    try:
+        return envfile.quote(value)
+    except envfile.EnvFileError as exc:
+        raise RenderError(f"a secret value cannot go into an env file: {exc}") from None
 
 
 def secret_variable(name: str) -> str:

@@ -4,7 +4,8 @@ A value is encrypted together with its name (``name NUL value``), and the name i
 checked on decryption, so a token copied under another name is refused. Key files
 hold one Fernet key per line (``#`` comments allowed); the first key encrypts, every
 key decrypts, which is how rotation works. A key file that group or others can read
-is refused.
+is refused, and so is a symbolic link (it is opened with ``O_NOFOLLOW``), a file owned
+by another user than the current one or root, and anything but a regular file.
 
 Decrypted values travel as ``SecretValue``, whose ``repr``/``str`` never show the
 value; only ``reveal()`` does, and only the env-file renderer and ``atlas secrets
@@ -26,8 +27,10 @@ from __future__ import annotations
 
 import base64
 import binascii
+import errno
 import hashlib
 import hmac
+import os
 import re
 import stat
 from dataclasses import dataclass, field
@@ -52,11 +55,11 @@ def _fernet_module() -> ModuleType:
 
 _SEPARATOR = b"\x00"
 _DIGEST_KEY_PREFIX = "digest-key:"
-_TOKEN_TEXT = re.compile(r"^[A-Za-z0-9_-]+=*$")
+_TOKEN_TEXT = re.compile(r"^[A-Za-z0-9_-]+=*\Z")
 # version (1) + timestamp (8) + IV (16) + at least one AES block (16) + HMAC (32)
 _TOKEN_MIN_BYTES = 1 + 8 + 16 + 16 + 32
 _TOKEN_OVERHEAD = 1 + 8 + 16 + 32
-SECRET_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+SECRET_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}\Z")
 
 
 class SecretValue:
@@ -266,14 +269,27 @@ def format_keys(ring: KeyRing) -> str:
     return "\n".join(lines) + "\n"
 
 
-def check_key_file_mode(path: Path) -> None:
-    """Refuse a key file that group or others may read or write."""
+def _refuse_link(path: Path) -> SecretsError:
     try:
-        info = path.stat()
-    except FileNotFoundError as exc:
-        raise SecretsError(f"key file {path} does not exist") from exc
-    except OSError as exc:
-        raise SecretsError(f"key file {path}: {exc.strerror}") from exc
+        target = os.readlink(path)
+    except OSError:
+        return SecretsError(f"key file {path}: too many levels of symbolic links")
+    return SecretsError(
+        f"key file {path} is a symbolic link (to {target}); a key file is opened only as "
+        f"itself: name the file directly, or replace the link: mv {target} {path}"
+    )
+
+
+def _check_key_file(path: Path, info: os.stat_result) -> None:
+    """Refuse what is not a regular file, not ours (or root's), or open to others."""
+    if not stat.S_ISREG(info.st_mode):
+        raise SecretsError(f"key file {path} is not a regular file")
+    me = os.geteuid()
+    if info.st_uid not in (me, 0):
+        raise SecretsError(
+            f"key file {path} is owned by another user (uid {info.st_uid}); a key file must "
+            f"belong to this user (uid {me}) or root; run: chown {me} {path}"
+        )
     if info.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
         raise SecretsError(
             f"key file {path} is readable by others (mode {stat.S_IMODE(info.st_mode):04o}); "
@@ -281,13 +297,43 @@ def check_key_file_mode(path: Path) -> None:
         )
 
 
-def load_key_file(path: Path) -> KeyRing:
-    """Read a key file, refusing one that group or others may read."""
-    check_key_file_mode(path)
+def _read_key_file(path: Path) -> bytes:
+    """The file's bytes, opened without following a final symlink and checked on its
+    descriptor (so what was checked is what is read)."""
+    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
     try:
-        text = path.read_text(encoding="ascii")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SecretsError(f"key file {path} cannot be read") from exc
+        fd = os.open(path, flags)
+    except FileNotFoundError as exc:
+        raise SecretsError(f"key file {path} does not exist") from exc
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise _refuse_link(path) from exc
+        raise SecretsError(f"key file {path}: {exc.strerror}") from exc
+    try:
+        _check_key_file(path, os.fstat(fd))
+        chunks = []
+        while chunk := os.read(fd, 65536):
+            chunks.append(chunk)
+        return b"".join(chunks)
+    except OSError as exc:
+        raise SecretsError(f"key file {path} cannot be read: {exc.strerror}") from exc
+    finally:
+        os.close(fd)
+
+
+def check_key_file_mode(path: Path) -> None:
+    """The checks of ``load_key_file`` without parsing: no symlink, ours or root's,
+    readable by no one else (``atlas doctor``)."""
+    _read_key_file(path)
+
+
+def load_key_file(path: Path) -> KeyRing:
+    """Read a key file, refusing a symlink, another user's file, or one others may read."""
+    raw = _read_key_file(path)
+    try:
+        text = raw.decode("ascii")
+    except UnicodeDecodeError as exc:
+        raise SecretsError(f"key file {path} cannot be read: it is not ASCII text") from exc
     return parse_keys(text, str(path))
 
 

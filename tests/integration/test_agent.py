@@ -229,8 +229,9 @@ def test_metrics_and_healthz_over_http_pass_promtool(world: Any) -> None:
     assert check.returncode == 0, check.stdout + check.stderr
     assert 'atlas_component_scrape_up{component="core"} 1.0' in text
     for needle in (
-        "atlas_system_cpu_percent ",
-        'atlas_system_disk_used_percent{mount="/"}',
+        "atlas_system_cpu_ratio ",
+        'atlas_system_disk_used_ratio{mount="/"}',
+        'atlas_system_disk_used_percent{mount="/"}',  # the old name, kept for one release
         'atlas_component_up{component="core"} 1.0',
         'atlas_alert_active{alertname="source-failing",severity="warning",state="firing"} 1.0',
         'atlas_component_http_request_duration_seconds{component="core",quantile="0.5"}',

@@ -50,7 +50,13 @@ def make(
     )
 
 
-def notifications(channel: ChannelSettings, *, resolve: bool = False) -> list[Notification]:
+def notifications(
+    channel: ChannelSettings,
+    *,
+    resolve: bool = False,
+    summary: str = "Disk {{ labels.mount }} is {{ value }}% full <b>",
+    labels: dict[str, str] | None = None,
+) -> list[Notification]:
     """Real notifications out of the engine: 'disk-full' firing for two mounts (and,
     with ``resolve``, one of them resolving an hour later)."""
     from atlas.monitoring.rules import Rule
@@ -66,11 +72,8 @@ def notifications(channel: ChannelSettings, *, resolve: bool = False) -> list[No
         0,
         "critical",
         (channel.name,),
-        {"team": "ops"},
-        {
-            "summary": "Disk {{ labels.mount }} is {{ value }}% full <b>",
-            "runbook_url": "http://rb/disk",
-        },
+        {"team": "ops", **(labels or {})},
+        {"summary": summary, "runbook_url": "http://rb/disk"},
     )
     series = [sample("disk_used", 95, mount="/"), sample("disk_used", 97, mount="/data")]
     ev = evaluate([r], SampleSet(series), EngineState(), T0, annotate=render_annotations)
@@ -275,6 +278,38 @@ def test_slack_text_can_be_overridden_per_channel(tmp_path: Any, server: TestSer
     assert server.requests[0].json()["attachments"][0]["text"] == "2 alerts on disk-full"
 
 
+HOSTILE = "Disk <!channel> & {{ labels.mount }} > 90%"
+
+
+def test_slack_escapes_every_value_from_labels_and_annotations(
+    tmp_path: Any, server: TestServer
+) -> None:
+    """Slack reads <!channel>, <@U1> and <url|text> in text; values must not ping anyone."""
+    subject = "{{ rule }} for {{ commonLabels.get('team') }}"
+    ch = channel_settings(tmp_path, {**slack(), "templates": {"subject": subject}})
+    (n,) = notifications(ch, summary=HOSTILE, labels={"team": "<!here>"})
+    make(ch, {"ATLAS_SECRET_SLACK": server.url}).send(n, "k")
+    body = server.requests[0].json()
+    (att,) = body["attachments"]
+    assert "*Disk &lt;!channel&gt; &amp; /data &gt; 90%*" in att["text"]
+    assert att["title"] == "disk-full for &lt;!here&gt;" == body["text"]
+    assert att["fallback"] == att["title"]
+    for field in (att["text"], att["title"], body["text"]):
+        assert "<!" not in field and "& " not in field
+    assert att["text"].startswith(":fire: *"), "the template's own markup is kept"
+
+
+def test_slack_escapes_values_in_an_overridden_template_too(
+    tmp_path: Any, server: TestServer
+) -> None:
+    text = "<{{ externalURL }}|Atlas>: {{ alerts[0].annotations.summary }}"
+    ch = channel_settings(tmp_path, {**slack(), "templates": {"text": text}})
+    (n,) = notifications(ch, summary=HOSTILE)
+    make(ch, {"ATLAS_SECRET_SLACK": server.url}).send(n, "k")
+    got = server.requests[0].json()["attachments"][0]["text"]
+    assert got == "<http://atlas.test|Atlas>: Disk &lt;!channel&gt; &amp; / &gt; 90%"
+
+
 # ---------------------------------------------------------------- email
 
 
@@ -322,6 +357,24 @@ def test_email_has_a_text_and_an_html_part(tmp_path: Any, mail: MailServer) -> N
     assert "runbook: http://rb/disk" in text
     assert "Disk / is 95% full &lt;b&gt;" in html, "the HTML part is escaped"
     assert "<table" in html
+
+
+@pytest.mark.parametrize("mail", [("none", None)], indirect=True)
+def test_email_html_escapes_labels_and_overrides_but_text_keeps_them(
+    tmp_path: Any, mail: MailServer
+) -> None:
+    html = "<p>{{ alerts[0].labels.get('team') }} {{ alerts[0].annotations.summary }}</p>"
+    ch = channel_settings(tmp_path, {**email(mail.port, "none"), "templates": {"html": html}})
+    (n,) = notifications(ch, summary=HOSTILE, labels={"team": '<a href="x">o&p</a>'})
+    make(ch).send(n, "k")
+    msg = mail.messages[0].message
+    got = msg.get_body(("html",)).get_content()
+    assert got.strip() == (
+        "<p>&lt;a href=&#34;x&#34;&gt;o&amp;p&lt;/a&gt; Disk &lt;!channel&gt; &amp; / &gt; 90%</p>"
+    )
+    text = msg.get_body(("plain",)).get_content()
+    assert "Disk <!channel> & / > 90%" in text and 'team=<a href="x">o&p</a>' in text
+    assert msg["Subject"] == "[prod] FIRING:2 disk-full (critical)"
 
 
 @pytest.mark.parametrize(

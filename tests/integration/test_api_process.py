@@ -37,6 +37,9 @@ def start_api(config: Path, instance: int, notify: Path, log: Path) -> subproces
         )
 
 
+HEALTH_TIMEOUT_S = 30.0  # manifests/base/deployments.yaml: the api's healthCheck timeout
+
+
 def test_two_replicas_share_the_port_and_stop_cleanly(tmp_path: Path) -> None:
     db = tmp_path / "atlas.db"
     seed(db, {"a": items("a", 5)}).close()
@@ -46,10 +49,10 @@ def test_two_replicas_share_the_port_and_stop_cleanly(tmp_path: Path) -> None:
     procs = [start_api(config, i, listeners[i - 1].path, tmp_path / f"api{i}.log") for i in (1, 2)]
     try:
         for listener in listeners:
-            listener.wait_for("READY=1")
+            listener.wait_for("READY=1", timeout=60)  # the unit's TimeoutStartSec=
             listener.wait_for("WATCHDOG=1", timeout=5)
         # READY means listening: the very next request is answered
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=5) as client:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=HEALTH_TIMEOUT_S) as client:
             assert client.get("/readyz").status_code == 200
             for _ in range(20):
                 assert len(client.get("/v1/items").json()["items"]) == 5
@@ -57,7 +60,9 @@ def test_two_replicas_share_the_port_and_stop_cleanly(tmp_path: Path) -> None:
         assert procs[0].wait(timeout=30) == 0
         listeners[0].wait_for("STOPPING=1", timeout=2)
         for _ in range(20):  # new connections all land on the replica still running
-            resp = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5)
+            # (within the health check timeout a Deployment gives the API: a busy machine
+            # may be slow to answer, a connection sent to the stopped replica never is)
+            resp = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=HEALTH_TIMEOUT_S)
             assert resp.status_code == 200
     finally:
         for proc in procs:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import time
 from collections.abc import Iterator
 
@@ -18,6 +19,7 @@ SETTINGS = FetchSettings(
     max_body_bytes=100_000,
     max_redirects=3,
     concurrency=2,
+    allowed_networks=(ipaddress.ip_network("127.0.0.0/8"),),  # the test server
 )
 
 

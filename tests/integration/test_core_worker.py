@@ -1,5 +1,5 @@
 """The worker loop in-process against a real HTTP server: storage, dedupe,
-conditional GET, error backoff, dead letters, circuit breaking, sharding."""
+conditional GET, error backoff, dead letters, circuit breaking, replicas sharing sources."""
 
 from __future__ import annotations
 
@@ -324,22 +324,29 @@ def test_circuit_opens_holds_back_the_host_and_closes_after_a_trial(
     assert f'atlas_circuit_state{{host="{host}"}} 0.0' in metric(w, "atlas_circuit_state")
 
 
-def test_replicas_split_the_sources(server: FeedServer, harness: Any) -> None:
+def test_replicas_share_the_sources_through_leases(server: FeedServer, harness: Any) -> None:
     names = [f"s{i}" for i in range(20)]
     for n in names:
-        server.routes[f"/{n}"] = Reply(body=rss20(entries(n, 1)))
+        server.routes[f"/{n}"] = Reply(body=rss20(entries(n, 1)), delay_s=0.05)
     h = harness([source(n, url=server.url(f"/{n}")) for n in names])
     h.config["replicas"] = 3
     h.config["metrics"]["port"] = 9100
     core = core_settings.from_dict(h.config, Path("core.json"))
     shares = [core.for_instance(i) for i in (1, 2, 3)]
     assert [s.metrics_port for s in shares] == [9100, 9101, 9102]
-    taken = [s.name for share in shares for s in share.sources]
-    assert sorted(taken) == sorted(names) and all(share.sources for share in shares)
-    for i in (1, 2, 3):
-        h.run(h.worker(i))
+    assert all(len(share.sources) == 20 for share in shares), "any replica may fetch any"
+    workers = [h.worker(i) for i in (1, 2, 3)]
+    stored = [0, 0, 0]
+    for _ in range(400):
+        for i, w in enumerate(workers):
+            w.tick(0.01)
+            stored[i] = w.stored_batches
+        if h.count() == 20 and not any(w.in_flight for w in workers):
+            break
     assert h.count() == 20
     assert all(len(server.requests_to(f"/{n}")) == 1 for n in names), "each fetched once"
+    assert sum(stored) == 20 and all(stored), f"each replica took a share: {stored}"
+    assert h.rows("SELECT COUNT(*) FROM source_leases WHERE holder IS NOT NULL") == [(0,)]
 
 
 def test_removed_sources_are_marked_not_deleted(server: FeedServer, harness: Any) -> None:

@@ -5,6 +5,7 @@ fetch short."""
 
 from __future__ import annotations
 
+import ipaddress
 import threading
 import time
 import tracemalloc
@@ -20,12 +21,14 @@ from tests.support.feeds import FeedServer, Reply, entries, rss20
 from tests.support.hostile import TrickleServer, gzip_bomb, gzipped
 
 LIMIT = 100_000
+LOOPBACK = (ipaddress.ip_network("127.0.0.0/8"),)  # the hostile servers of these tests
 SETTINGS = FetchSettings(
     user_agent="AtlasTest/1.0 (+https://atlas.invalid/bot)",
     timeout_s=0.5,
     max_body_bytes=LIMIT,
     max_redirects=3,
     concurrency=2,
+    allowed_networks=LOOPBACK,
 )
 BOMB_BYTES = 64 << 20  # decoded; the old fetcher held all of it at once
 MEMORY_BOUND = 8 << 20  # what one fetch capped at 100 kB may allocate at its peak
@@ -180,6 +183,7 @@ def test_a_shutdown_cuts_a_fetch_short() -> None:
             max_body_bytes=LIMIT,
             max_redirects=3,
             concurrency=1,
+            allowed_networks=LOOPBACK,
         ),
         stopping=stopping,
     )

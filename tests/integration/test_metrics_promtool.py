@@ -69,5 +69,7 @@ def test_api_metrics_pass_promtool(tmp_path: Path) -> None:
     finally:
         api.close()
     assert "atlas_http_request_duration_seconds_bucket" in resp.text
+    assert "\nprocess_cpu_seconds_total " in resp.text, "every component exports process_*"
+    assert "_created" not in resp.text
     result = promtool(resp.text)
     assert result.returncode == 0, result.stdout + result.stderr

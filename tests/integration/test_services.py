@@ -16,7 +16,7 @@ from atlas.core.model import Job, JobResult
 from atlas.core.scheduler import Schedule
 from atlas.errors import BackupError
 from atlas.resilience import dlq
-from atlas.services import crypto
+from atlas.services import catalog, checks, sealing
 from atlas.services.backup import list_backups, make_backup, prune, restore
 from atlas.services.run import run as run_services
 from atlas.services.settings import BackupSettings
@@ -43,6 +43,8 @@ def services_config(
             "encrypt": False,
             "encryptionKeyEnv": None,
             "verify": True,
+            "fullEverySeconds": 0,
+            "drillEverySeconds": None,
             **backup,
         }
     )
@@ -58,6 +60,12 @@ def count_items(db: Path) -> int:
         conn.close()
 
 
+def rebuilt_items(tmp_path: Path, dest: Path, entry: catalog.Entry, pw: str | None = None) -> int:
+    target = tmp_path / f"rebuilt-{entry.manifest.id}.db"
+    checks.rebuild_checked(dest, catalog.chain_manifests(catalog.catalog(dest), entry), target, pw)
+    return count_items(target)
+
+
 def test_plain_backups_are_verified_copies_and_retained(tmp_path: Path) -> None:
     db = tmp_path / "atlas.db"
     seed(db, {"a": items("a", 25)}).close()
@@ -66,16 +74,42 @@ def test_plain_backups_are_verified_copies_and_retained(tmp_path: Path) -> None:
     for _ in range(3):
         assert run_services(config, env={}, clock=clock) == 0
         clock.advance(DAY)
-    backups = list_backups(tmp_path / "backups")
+    dest = tmp_path / "backups"
+    backups = catalog.catalog(dest)
     assert len(backups) == 2, "keepLast 2"
-    assert [b.taken_at for b in backups] == [1_700_000_000.0 + 2 * DAY, 1_700_000_000.0 + DAY]
+    assert [b.manifest.created for b in backups] == [
+        1_700_000_000.0 + DAY,
+        1_700_000_000.0 + 2 * DAY,
+    ]
     for b in backups:
-        assert not b.encrypted and b.path.stat().st_mode & 0o777 == 0o600
-        assert count_items(b.path) == 25
-        conn = sqlite3.connect(b.path)
-        assert conn.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
-        conn.close()
-    assert not [p for p in (tmp_path / "backups").iterdir() if p.name.startswith(".")]
+        assert b.manifest.kind == "full" and b.manifest.encryption is None
+        assert catalog.paths(dest, b.manifest.id)["pages"].stat().st_mode & 0o777 == 0o600
+        assert rebuilt_items(tmp_path, dest, b) == 25
+    assert not [p for p in dest.iterdir() if p.name.startswith(".") and p.name != ".lock"]
+    status = json.loads((dest / "status.json").read_text())
+    assert status["lastVerifiedRestore"] == 1_700_000_000.0 + 2 * DAY
+
+
+def test_incrementals_between_fulls_and_a_drill_as_the_policy_says(tmp_path: Path) -> None:
+    db = tmp_path / "atlas.db"
+    seed(db, {"a": items("a", 10)}).close()
+    policy = {"keepLast": 50, "fullEverySeconds": 3 * 3600.0, "drillEverySeconds": 2 * 3600.0}
+    config = services_config(tmp_path, db, policy)
+    clock = FakeClock(1_700_000_000.0)
+    for hour in range(5):
+        seed(db, {f"h{hour}": items(f"h{hour}", 3)}).close()
+        assert run_services(config, env={}, clock=clock) == 0
+        clock.advance(3600.0)
+    dest = tmp_path / "backups"
+    kinds = [e.manifest.kind for e in catalog.catalog(dest)]
+    assert kinds == ["full", "incremental", "incremental", "full", "incremental"]
+    status = json.loads((dest / "status.json").read_text())
+    assert status["lastDrill"] == 1_700_000_000.0 + 4 * 3600.0  # drills at 0h, 2h, 4h
+    metrics = (dest / "atlas_backup.prom").read_text()
+    assert 'atlas_backup_last_success_timestamp_seconds{kind="incremental"} 1700014400.0' in metrics
+    assert "atlas_backup_last_verified_restore_timestamp_seconds 1700014400.0" in metrics
+    assert 'atlas_backup_size_bytes{kind="full"}' in metrics
+    assert "atlas_backup_verify_failures_total 0" in metrics
 
 
 def test_max_age_removes_old_backups_but_never_the_newest(tmp_path: Path) -> None:
@@ -105,19 +139,16 @@ def test_encrypted_backup_round_trip(tmp_path: Path) -> None:
     )
     env = {"ATLAS_SECRET_BACKUP_KEY": "correct horse battery staple"}
     assert run_services(config, env=env, clock=FakeClock(1_700_000_000.0)) == 0
-    (backup,) = list_backups(tmp_path / "backups")
-    assert backup.encrypted and backup.path.name.endswith(".db.enc")
-    raw = backup.path.read_bytes()
-    assert raw.startswith(crypto.MAGIC) and b"SQLite format" not in raw
-    assert b"lighthouses" not in raw
-    target = tmp_path / "restored.db"
+    dest = tmp_path / "backups"
+    (backup,) = catalog.catalog(dest)
+    assert backup.manifest.encryption == "AES-256-GCM"
+    for name in ("pages", "digests"):
+        raw = catalog.paths(dest, backup.manifest.id)[name].read_bytes()
+        assert raw.startswith(sealing.MAGIC) and b"SQLite format" not in raw
+        assert b"lighthouses" not in raw
     with pytest.raises(BackupError, match="wrong passphrase"):
-        restore(backup.path, target, "wrong")
-    assert not target.exists()
-    restore(backup.path, target, env["ATLAS_SECRET_BACKUP_KEY"])
-    assert count_items(target) == 40
-    with pytest.raises(BackupError, match="exists"):
-        restore(backup.path, target, env["ATLAS_SECRET_BACKUP_KEY"])
+        rebuilt_items(tmp_path, dest, backup, "wrong")
+    assert rebuilt_items(tmp_path, dest, backup, env["ATLAS_SECRET_BACKUP_KEY"]) == 40
 
 
 def test_tampered_or_truncated_encrypted_backup_is_refused(tmp_path: Path) -> None:
@@ -157,12 +188,11 @@ def test_backup_cli_list_and_restore(tmp_path: Path, capsys: pytest.CaptureFixtu
     capsys.readouterr()
     assert main(["backup", "list", "--config", str(config), "-o", "json"]) == 0
     (listed,) = json.loads(capsys.readouterr().out)["backups"]
+    assert listed["usable"] and listed["kind"] == "full"
     target = tmp_path / "restore" / "atlas.db"
-    argv = ["backup", "restore", listed["path"], "--config", str(config), "--to", str(target)]
+    argv = ["backup", "restore", listed["id"], "--config", str(config), "--to", str(target)]
     assert main(argv) == 0
     assert count_items(target) == 3
-    assert main(argv) == 1
-    assert "pass --force" in capsys.readouterr().err
 
 
 def test_dead_letter_sweep_and_upkeep(tmp_path: Path) -> None:

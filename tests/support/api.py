@@ -8,18 +8,18 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import uvicorn
 
 from atlas.api import settings as api_settings
 from atlas.api.app import create_app
-from atlas.api.server import bind
+from atlas.api.connections import Guard
+from atlas.api.server import GuardedServer, bind, uvicorn_config
 from tests.support.feeds import api_config
 
 PAGE = 10
 
 
 class Api:
-    def __init__(self, tmp_path: Path, page_size: int = PAGE) -> None:
+    def __init__(self, tmp_path: Path, page_size: int = PAGE, guard: Guard | None = None) -> None:
         self.db = tmp_path / "atlas.db"
         self.settings = api_settings.from_dict(
             api_config(self.db, 1, page_size), tmp_path / "api.json"
@@ -27,9 +27,8 @@ class Api:
         self.sock = bind("127.0.0.1", 0)
         self.port = self.sock.getsockname()[1]
         app = create_app(self.settings)
-        self.server = uvicorn.Server(
-            uvicorn.Config(app, log_config=None, access_log=False, lifespan="off")
-        )
+        self.guard = guard if guard is not None else Guard()
+        self.server = GuardedServer(uvicorn_config(app, self.guard), self.guard)
         self.thread = threading.Thread(
             target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True
         )

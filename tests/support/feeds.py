@@ -38,7 +38,8 @@ Route = Reply | Callable[["Seen"], Reply]
 class FeedServer:
     """Serves ``routes[path]``; records every request. Port 0: the kernel picks."""
 
-    def __init__(self) -> None:
+    def __init__(self, address: str = "127.0.0.1") -> None:
+        self.address = address
         self.routes: dict[str, Route] = {}
         self.seen: list[Seen] = []
         self.lock = threading.Lock()
@@ -90,18 +91,18 @@ class FeedServer:
             def handle_error(self, request: Any, client_address: Any) -> None:
                 return  # a client that hung up early (size limits, timeouts) is expected
 
-        self.httpd = Server(("127.0.0.1", 0), Handler)
+        self.httpd = Server((address, 0), Handler)
         self.port = self.httpd.server_address[1]
         self.thread = threading.Thread(
             target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
         )
 
     def url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.port}{path}"
+        return f"http://{self.address}:{self.port}{path}"
 
     @property
     def host(self) -> str:
-        return f"127.0.0.1:{self.port}"
+        return f"{self.address}:{self.port}"
 
     def requests_to(self, path: str) -> list[Seen]:
         with self.lock:
@@ -253,6 +254,9 @@ def source(name: str, kind: str = "rss", url: str | None = None, **extra: Any) -
         "maxBodyBytes": None,
         "rateLimit": {"requestsPerMinute": 60000, "burst": 1000},
         "labels": {},
+        "allowPrivate": False,
+        "urlEnv": None,
+        "basicAuth": None,
     }
     out.update(extra)
     return out
@@ -287,6 +291,7 @@ def core_config(
             "maxBodyBytes": 1_000_000,
             "maxRedirects": 3,
             "concurrency": 4,
+            "allowPrivateNetworks": ["127.0.0.0/8", "::1/128"],  # the test servers
             **fetch,
         },
         sources=sources,

@@ -84,6 +84,15 @@ class Delivered:
 class _Handler:
     messages: list[Delivered] = field(default_factory=list)
     reject_with: str | None = None
+    refuse: dict[str, str] = field(default_factory=dict)  # recipient -> SMTP reply to RCPT
+
+    async def handle_RCPT(
+        self, server: Any, session: Any, envelope: Any, address: str, rcpt_options: list[str]
+    ) -> str:
+        if address in self.refuse:
+            return self.refuse[address]
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         if self.reject_with:

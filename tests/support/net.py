@@ -33,8 +33,9 @@ def _ephemeral_low() -> int:
 
 
 def free_port_run(n: int, avoid: Collection[int] = (), tries: int = 200) -> int:
-    """The first of ``n`` consecutive ports nothing listens on now, none in ``avoid``,
-    all below the kernel's ephemeral range: a server that binds them later, while
+    """The first of ``n`` consecutive ports nothing listens on now (core replica N serves
+    metrics on ``port + N - 1``; blueGreen replicas have preview ports), none in
+    ``avoid``, all below the kernel's ephemeral range: a server that binds them later, while
     clients connect all around (connect() takes ephemeral ports, and prefers the
     even ones bind(0) leaves), could otherwise find one taken."""
     top = _ephemeral_low() - n

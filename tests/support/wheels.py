@@ -16,7 +16,16 @@ from pathlib import Path
 from tests.support.examples import PROJECT
 
 # what a wheel is built from (setup.py maps the data folders into seams/_data)
-SOURCES = ("atlas", "reconciler", "seams", "schemas", "systemd", "templates", "manifests")
+SOURCES = (
+    "atlas",
+    "reconciler",
+    "seams",
+    "schemas",
+    "systemd",
+    "templates",
+    "manifests",
+    "monitoring",
+)
 SOURCE_FILES = ("pyproject.toml", "setup.py", "README.md")
 
 

@@ -67,7 +67,7 @@ def test_the_agent_runs_inside_its_rendered_unit(systemd_user, tmp_path: Path) -
     r = httpx.get(f"http://127.0.0.1:{cfg['port']}/healthz", timeout=5)
     assert r.status_code == 200, r.text
     metrics = httpx.get(f"http://127.0.0.1:{cfg['port']}/metrics", timeout=5).text
-    assert 'atlas_system_disk_used_percent{mount="/"}' in metrics
+    assert 'atlas_system_disk_used_ratio{mount="/"}' in metrics
     assert 'atlas_alert_rule_nodata{alertname="source-failing"} 1.0' in metrics
     assert 'atlas_component_unit_active{component="core",unit="atlas-core.service"} 0.0' in metrics
     assert Path(cfg["database"]["path"]).exists()

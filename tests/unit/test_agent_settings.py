@@ -101,7 +101,7 @@ def test_a_bad_channel_template(tmp_path: Path) -> None:
     ch = webhook_channel(templates={"subject": "{{ no_such_variable }}"})
     ch["type"] = "webhook"
     msg = problem(tmp_path, channels=[ch])
-    assert "channels[0].templates.subject: 'no_such_variable' is undefined" in msg
+    assert "channels[0].templates.subject: unknown name 'no_such_variable'" in msg
 
 
 def test_duplicates(tmp_path: Path) -> None:

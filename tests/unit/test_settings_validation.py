@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from reconciler.errors import printable
 from tests.support.cli import Atlas, dry_run_args
 
 ENVIRONMENT = """\
@@ -45,7 +46,10 @@ DURATION = "a duration like 30s, 15m, 2h or 1h30m (units ms, s, m, h, d, w)"
 PORT = "a TCP port number from 1 to 65535"
 SIZE = "a size in bytes with an optional K, M, G or T suffix (binary multiples), like 512M"
 LEVELS = "one of debug, info, warning, error"
-RELATIVE = "a relative path with '/' separators that stays inside its base folder"
+RELATIVE = (
+    "a relative path with '/' separators, without control characters (tabs, newlines), "
+    "that stays inside its base folder"
+)
 
 CASES = [
     # (line, replacement line, message after "Environment/staging: ")
@@ -108,8 +112,7 @@ CASES = [
     (
         9,
         '    path: "data/\\tatlas.db"',
-        "spec.database.path: expected a path without control characters (tabs, newlines); "
-        'got "data/\tatlas.db"',
+        f'spec.database.path: expected {RELATIVE}; got "data/\\tatlas.db"',
     ),
     (
         6,
@@ -175,7 +178,8 @@ def test_each_bad_setting_is_located_and_explained(
         "exactly this error: one bad setting must not cascade into others"
     )
     text = atlas("validate", example_repo, "--env", "staging")
-    assert f"{example_repo}/{FILE}:{line}: Environment/staging: {message}\n" in text.out
+    shown_text = printable(message)  # a control character (the tab) is printed escaped
+    assert f"{example_repo}/{FILE}:{line}: Environment/staging: {shown_text}\n" in text.out
 
 
 def test_a_bad_setting_stops_a_dry_run_before_anything(

@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 from atlas.monitoring.collect_system import SystemCollector, parse_max_open_files
-from atlas.monitoring.envfile import parse_env_file
+from seams.envfile import parse as parse_env_file
 
 LIMITS = """\
 Limit                     Soft Limit           Hard Limit           Units
@@ -27,18 +27,18 @@ def test_system_collector_reports_the_host_and_this_process(tmp_path: Path) -> N
     got = {(s.name, s.labels): s.value for s in c.collect()}
     names = {name for name, _ in got}
     for name in (
-        "atlas_system_cpu_percent",
+        "atlas_system_cpu_ratio",
         "atlas_system_cpus",
         "atlas_system_load_average",
-        "atlas_system_memory_used_percent",
-        "atlas_system_swap_used_percent",
-        "atlas_system_disk_used_percent",
+        "atlas_system_memory_used_ratio",
+        "atlas_system_swap_used_ratio",
+        "atlas_system_disk_used_ratio",
         "atlas_system_network_receive_bytes_total",
         "atlas_process_open_fds",
         "atlas_process_max_fds",
     ):
         assert name in names, name
-    assert 0 <= got[("atlas_system_disk_used_percent", (("mount", "/"),))] <= 100
+    assert 0 <= got[("atlas_system_disk_used_ratio", (("mount", "/"),))] <= 1
     assert got[("atlas_system_cpus", ())] == os.cpu_count()
     own = (("component", "monitoring"), ("unit", "atlas-monitoring.service"))
     fds = got[("atlas_process_open_fds", own)]

@@ -80,7 +80,7 @@ def test_missing_required_field(tmp_path: Path) -> None:
     text = "apiVersion: atlas/v1\nkind: Source\nmetadata: {name: a}\nspec:\n  type: rss\n"
     make_repo(tmp_path, {"base/s.yaml": text})
     p = the_problem(tmp_path)
-    assert (p.line, p.message) == (4, "spec: missing required field 'url'")
+    assert (p.line, p.message) == (4, "spec: expected exactly one of url or urlSecret")
 
 
 def test_field_that_does_not_apply_to_the_type(tmp_path: Path) -> None:
@@ -391,3 +391,28 @@ def test_bad_log_channel_settings_name_the_field(
     make_repo(tmp_path, {"base/c.yaml": LOG_CHANNEL + extra})
     p = the_problem(tmp_path)
     assert (p.file, p.line) == ("base/c.yaml", line) and expected in p.message, str(p)
+
+
+def test_control_characters_in_names_and_files_are_shown_escaped(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    esc = "\x1b"
+    root = make_repo(
+        tmp_path,
+        {
+            "base/kind.yaml": 'apiVersion: atlas/v1\nkind: "Sou\\e[31mrce"\n'
+            "metadata: {name: x}\nspec: {}\n",
+            f"base/wipe{esc}[2J.yaml": 'apiVersion: atlas/v1\nkind: Source\nmetadata: {name: "a\\u202eb"}\n',
+        },
+    )
+    assert main(["validate", str(root)]) == 1
+    out = capsys.readouterr().out
+    assert esc not in out and "\u202e" not in out, repr(out)
+    assert "Sou\\x1b[31mrce/x" in out, out
+    assert "wipe\\x1b[2J.yaml" in out, out
+    assert "\\u202e" in out, out
+
+
+def test_problems_print_escaped_wherever_they_are_printed() -> None:
+    shown = str(Problem("base/a\x1b.yaml", 3, "Source/a\x07b", "line one\nforged line"))
+    assert shown == "base/a\\x1b.yaml:3: Source/a\\x07b: line one\\nforged line"

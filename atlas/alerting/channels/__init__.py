@@ -20,6 +20,7 @@ from atlas.alerting.model import Notification
 from atlas.alerting.redact import Redactor
 from atlas.errors import (
     DeliveryError,
+    PartialDelivery,
     PermanentDeliveryError,
     ProbeFailure,
     TemporaryDeliveryError,
@@ -48,8 +49,19 @@ class RedactingChannel:
         self._redact = redact
 
     def send(self, n: Notification, key: str) -> None:
+        self.send_to(n, key, None)
+
+    def send_to(self, n: Notification, key: str, recipients: tuple[str, ...] | None) -> None:
+        """``send``, to ``recipients`` alone when the channel has recipients (email)."""
+        send_to = getattr(self.inner, "send_to", None)
         try:
-            self.inner.send(n, key)
+            if recipients is not None and send_to is not None:
+                send_to(n, key, recipients)
+            else:
+                self.inner.send(n, key)
+        except PartialDelivery as exc:
+            replies = {r: (code, self._redact(text)) for r, (code, text) in exc.refused.items()}
+            raise PartialDelivery(self._redact(exc.where), exc.accepted, replies) from None
         except PermanentDeliveryError as exc:
             raise PermanentDeliveryError(self._redact(str(exc))) from None
         except DeliveryError as exc:

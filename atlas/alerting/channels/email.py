@@ -94,9 +94,13 @@ class EmailChannel:
         self.tls_context = tls_context
 
     def send(self, n: Notification, key: str) -> None:
+        self.send_to(n, key, None)
+
+    def send_to(self, n: Notification, key: str, recipients: tuple[str, ...] | None) -> None:
+        """Send to ``recipients`` only (those still owed the message), or to all."""
         s = self.s
         password = secret(self.env, s.password_env, "SMTP password") if s.password_env else None
         server = SmtpServer(
             s.host, s.port, s.security, s.timeout_s, s.username, password, self.tls_context
         )
-        self.smtp.send(email_message(n, s, self.templates, key), server)
+        self.smtp.send(email_message(n, s, self.templates, key), server, recipients)

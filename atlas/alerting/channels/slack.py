@@ -46,7 +46,7 @@ def slack_settings(block: Mapping[str, Any]) -> SlackSettings:
 def slack_payload(
     n: Notification, s: SlackSettings, overrides: Mapping[str, str]
 ) -> dict[str, Any]:
-    title = render_message("subject", n, overrides).strip()
+    title = render_message("subject", n, overrides, "slack").strip()
     text = render_message("slack", n, overrides).strip()
     body: dict[str, Any] = {
         "text": title,
