@@ -29,6 +29,7 @@ COMMAND_MODULES = (
     "atlas.commands.backups",
     "atlas.commands.doctor",
     "atlas.commands.report",
+    "atlas.commands.rollout",
 )
 
 Handler = Callable[[argparse.Namespace], int]

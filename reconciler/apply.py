@@ -20,7 +20,9 @@ other action ran (their journal entries are only markers).
 
 Units of one template (``atlas-api@1``, ``@2`` …) restart in batches of the
 Deployment's ``maxUnavailable`` when its strategy is rolling, each batch verified
-before the next (``batch_check``).
+before the next (``batch_check``); when it is blueGreen, their restarts are one
+blue-green rollout (``reconciler.rollout.bluegreen``), journaled done once it is over,
+so a run killed in the middle carries them over and the next run rolls out again.
 """
 
 from __future__ import annotations
@@ -54,6 +56,7 @@ from reconciler.host.releases import ReleaseError, ReleaseInstaller
 from reconciler.host.runtime import Runtime
 from reconciler.inventory import file_entry, unit_entry
 from reconciler.render.desired import Rendered, UnitSpec
+from reconciler.rollout.bluegreen import BlueGreenRollout, RolloutAborted, target_of
 from reconciler.state import StateStore
 from seams.fsio import TEMP_PREFIX, write_atomic
 
@@ -110,11 +113,13 @@ class Applier:
         runtime: Runtime,
         store: StateStore,
         releases: ReleaseInstaller | None = None,
+        rollout: BlueGreenRollout | None = None,
     ) -> None:
         self.layout = layout
         self.runtime = runtime
         self.store = store
         self.releases = releases
+        self.rollout = rollout
 
     def install_releases(self, plan: Plan) -> None:
         """Every release ``plan`` installs, before any other action; ReleaseError if not."""
@@ -157,14 +162,18 @@ class Applier:
         i = 0
         while i < len(actions):
             action = actions[i]
+            batch = self._blue_green(actions, i, rendered)
+            if batch:  # one rollout, journaled done once it is over
+                self._roll_out(batch, rendered, result)
+                self._mark(run_id, actions, batch, progress)
+                i += len(batch)
+                continue
             if isinstance(action, Restart) and batch_check is not None:
                 batch = self._rolling_batch(actions, i, units)
                 if len(batch) > 1 or self._is_rolling(units.get(action.unit)):
                     for seq_action in batch:
                         self._run(seq_action, units, result)
-                        self.store.journal_done(run_id, actions.index(seq_action))
-                        if progress:
-                            progress(seq_action)
+                        self._mark(run_id, actions, [seq_action], progress)
                     batch_check([a.unit for a in batch])
                     i += len(batch)
                     continue
@@ -183,9 +192,48 @@ class Applier:
         self.store.journal_clear()
         return result
 
+    def _mark(
+        self,
+        run_id: str,
+        actions: list[Action],
+        done: Sequence[Action],
+        progress: Callable[[Action], None] | None,
+    ) -> None:
+        for action in done:
+            self.store.journal_done(run_id, actions.index(action))
+            if progress:
+                progress(action)
+
     def clear_journal(self) -> None:
         """Nothing left to finish: an interrupted run's journal is settled."""
         self.store.journal_clear()
+
+    def _blue_green(self, actions: list[Action], i: int, rendered: Rendered) -> list[Restart]:
+        """The restarts of a blueGreen template starting at ``i`` (none: not one)."""
+        first = actions[i]
+        spec = next((u for u in rendered.units if u.name == first.target), None)
+        if not isinstance(first, Restart) or spec is None or spec.strategy is None:
+            return []
+        if spec.strategy.blue_green is None or spec.template is None:
+            return []
+        prefix = spec.template.partition("@")[0] + "@"
+        batch = [first]
+        for nxt in actions[i + 1 :]:
+            if not isinstance(nxt, Restart) or not nxt.unit.startswith(prefix):
+                break
+            batch.append(nxt)
+        return batch
+
+    def _roll_out(self, batch: list[Restart], rendered: Rendered, result: ApplyResult) -> None:
+        first = next(u for u in rendered.units if u.name == batch[0].unit)
+        specs = [u for u in rendered.units if u.template == first.template]
+        target = target_of(specs)
+        if self.rollout is None or target is None:
+            raise RolloutAborted(f"{first.component}: this reconciler cannot run blue-green")
+        self.rollout.run(target)
+        for action in batch:
+            result.done.append(action)
+            result.touched_units.append(action.unit)
 
     @staticmethod
     def _is_rolling(spec: UnitSpec | None) -> bool:

@@ -191,16 +191,43 @@ def _rule(m: Manifest) -> model.Rule:
     )
 
 
+def _analysis(a: Values) -> model.Analysis:
+    return model.Analysis(
+        interval_s=_seconds(a, "interval"),
+        count=a("count"),
+        failure_limit=a("failureLimit"),
+        min_requests=a("minRequests"),
+        metrics=tuple(
+            model.AnalysisMetric(
+                m["name"], m.get("max"), m.get("maxOverStable"), m.get("maxRatioToStable")
+            )
+            for m in a("metrics")
+        ),
+    )
+
+
+def _blue_green(st: Values) -> model.BlueGreen | None:
+    if not st.has("blueGreen"):
+        return None
+    bg = st.block("blueGreen")
+    return model.BlueGreen(
+        auto_promote=bg("autoPromote"),
+        scale_down_delay_s=_seconds(bg, "scaleDownDelay"),
+        preview_port=bg("previewPort"),
+        analysis=_analysis(bg.block("prePromotionAnalysis")),
+    )
+
+
 def _strategy(v: Values) -> model.Strategy:
     st = v.block("strategy")
     return model.Strategy(
         type=st("type"),
         max_unavailable=st("maxUnavailable"),
-        scale_down_delay_s=_seconds(st, "scaleDownDelay"),
         steps=tuple(
             model.CanaryStep(step["replicas"], _seconds(st.item("steps", step), "pause"))
             for step in st.get("steps") or []
         ),
+        blue_green=_blue_green(st),
     )
 
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 import random
 import threading
 from collections.abc import Callable, Collection, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from reconciler import pipeline
@@ -48,6 +48,8 @@ from reconciler.observe import Observed
 from reconciler.outcomes import Outcome, RevisionOutcome
 from reconciler.record import CycleResult, Log, Recorder
 from reconciler.render.desired import HostFacts, RenderContext, UnitSpec
+from reconciler.rollout.bluegreen import BlueGreenRollout, RolloutAborted
+from reconciler.rollout.replicas import HttpxReplicas, Replicas
 from reconciler.secrets.sources import SecretsFor
 from reconciler.source import prune_cache
 from reconciler.state import RevisionRecord, StateStore
@@ -79,6 +81,7 @@ class Host:
     clock: Clock
     facts: HostFacts
     releases: ReleaseInstaller | None = None  # installs spec.releases' versions
+    replicas: Replicas = field(default_factory=HttpxReplicas)  # blue-green probes them
 
 
 @dataclass
@@ -117,7 +120,8 @@ class Reconciler:
         self.options = options or Options()
         self.env = target.environment
         self.recorder = Recorder(store, self.metrics, self.env, self.log)
-        self.applier = Applier(host.layout, host.runtime, store, host.releases)
+        rollout = BlueGreenRollout(host, store, self.log, self.metrics)
+        self.applier = Applier(host.layout, host.runtime, store, host.releases, rollout)
         base = host.layout.on_disk(host.layout.reconciler_dir)
         self.cache: Path = base / "git"
         self.lock_path: Path = base / "lock"
@@ -338,7 +342,7 @@ class Reconciler:
         except UnitCommandFailed as exc:
             failed = (UnitHealth(exc.unit, False, str(exc)),) if exc.unit else ()
             verdict = Verdict(False, str(exc), failed)
-        except (ReleaseError, OSError) as exc:
+        except (ReleaseError, RolloutAborted, OSError) as exc:
             verdict = Verdict(False, str(exc))
         if not verdict.ok:
             verdict = explained(verdict, self.host.runtime, _secret_values(prepared))

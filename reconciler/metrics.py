@@ -10,6 +10,10 @@ from prometheus_client.exposition import generate_latest
 from reconciler.outcomes import METRIC_RESULTS, SyncStatus
 from seams.build import export_component_metrics
 
+ROLLOUT_PHASES = (
+    "install", "start", "analysis", "paused", "promote", "switch", "abort", "completed", "aborted",
+)  # fmt: skip
+
 
 class ReconcilerMetrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
@@ -60,6 +64,21 @@ class ReconcilerMetrics:
         self.fetch_errors = Counter(
             "atlas_git_fetch_errors", "Failed fetches of the repository.", registry=r
         )
+        self.rollout_phase = Gauge(
+            "atlas_rollout_phase",
+            "1 for the phase a Deployment's rollout is in (or ended in), 0 for the others.",
+            ["deployment", "phase"],
+            registry=r,
+        )
+        self.rollouts_total = Counter(
+            "atlas_rollouts", "Rollouts by result.", ["deployment", "result"], registry=r
+        )
+        self.rollout_weight = Gauge(
+            "atlas_rollout_weight",
+            "Percent of a Deployment's replicas on the shared port that run the new version.",
+            ["deployment"],
+            registry=r,
+        )
         self._sync: tuple[str, str, str] | None = None
         # present from the first scrape: an alert on it never waits for a first cycle
         self.set_sync("", "", SyncStatus.UNKNOWN)
@@ -84,6 +103,13 @@ class ReconcilerMetrics:
         for unit, ok in healthy.items():
             self.unit_healthy.labels(unit).set(1 if ok else 0)
         self._units = set(healthy)
+
+    def set_rollout(self, deployment: str, phase: str, weight: float) -> None:
+        for known in ROLLOUT_PHASES:
+            self.rollout_phase.labels(deployment, known).set(1 if known == phase else 0)
+        self.rollout_weight.labels(deployment).set(weight)
+        if phase in ("completed", "aborted"):
+            self.rollouts_total.labels(deployment, phase).inc()
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

@@ -116,11 +116,36 @@ class CanaryStep:
 
 
 @dataclass(frozen=True)
+class AnalysisMetric:
+    name: str  # errorRatio | p99
+    max: float | None  # an absolute bound
+    max_over_stable: float | None  # at most stable's value + this
+    max_ratio_to_stable: float | None  # at most stable's value × this
+
+
+@dataclass(frozen=True)
+class Analysis:
+    interval_s: float
+    count: int
+    failure_limit: int
+    min_requests: int  # below this in a window a replica gets synthetic requests
+    metrics: tuple[AnalysisMetric, ...]
+
+
+@dataclass(frozen=True)
+class BlueGreen:
+    auto_promote: bool
+    scale_down_delay_s: float
+    preview_port: int  # replica N answers on 127.0.0.1:preview_port + N - 1 too
+    analysis: Analysis  # pre-promotion
+
+
+@dataclass(frozen=True)
 class Strategy:
     type: str  # recreate | rolling | blueGreen | canary
     max_unavailable: int
-    scale_down_delay_s: float
     steps: tuple[CanaryStep, ...]
+    blue_green: BlueGreen | None
 
 
 @dataclass(frozen=True)

@@ -59,6 +59,7 @@ from reconciler.inventory import Inventory
 from reconciler.model import COMPONENTS, Revision
 from reconciler.observe import Observed
 from reconciler.render.desired import DesiredFile, Rendered, UnitSpec
+from reconciler.rollout.steps import describe
 
 _ORDER = {c: i for i, c in enumerate((*COMPONENTS, "reconciler"))}
 
@@ -251,6 +252,26 @@ def _release_pass(
     return installs, prunes
 
 
+def _blue_green(restarts: list[Action], rendered: Rendered) -> list[Action]:
+    """Restarts of blueGreen replicas say the rollout they are (the first one in full)."""
+    specs = {u.name: u for u in rendered.units}
+    out: list[Action] = []
+    said: set[str] = set()
+    for action in restarts:
+        spec = specs.get(action.target)
+        bg = spec.strategy.blue_green if spec and spec.strategy else None
+        if spec is None or bg is None or spec.template is None:
+            out.append(action)
+            continue
+        replicas = sum(1 for u in rendered.units if u.template == spec.template)
+        why = describe(bg, spec.template, replicas, spec.version)
+        if spec.template in said:
+            why = "blueGreen, with the replica above"
+        said.add(spec.template)
+        out.append(Restart(f"{action.reason}; {why}", spec.name, spec.component))
+    return out
+
+
 def plan(
     rendered: Rendered,
     observed: Observed,
@@ -276,6 +297,7 @@ def plan(
     }
     for spec in sorted(rendered.units, key=lambda u: _ORDER.get(u.component, 99)):
         _desired_unit(spec, observed, files, units)
+    units["restart"] = _blue_green(units["restart"], rendered)
     daemon = (
         [DaemonReload("unit files changed")]
         if _needs_daemon_reload(files, observed, inventory)

@@ -8,6 +8,8 @@
 * ``journal`` — the actions of the run in progress, written before they run, so a
   reconcile killed at any point is finished by the next one.
 * ``events`` — a log of what happened, for ``atlas history`` and ``atlas status``.
+* ``meta`` — small facts: the desired revision, the last fetch error, and each
+  Deployment's rollout (``rollout:<name>``: phase, versions, analysis, result).
 
 Secret values never reach this database, nor plain hashes of them: actions are
 journaled by target (and sha256 for non-secret files), and env files are listed with
@@ -420,6 +422,24 @@ class StateStore:
     def target(self) -> dict[str, str | None]:
         value = self._get("target")
         return dict(value) if isinstance(value, dict) else {}
+
+    def put_rollout(self, deployment: str, doc: Mapping[str, Any]) -> None:
+        """The rollout of ``deployment`` in progress or last finished (reconciler.rollout)."""
+        self._put(f"rollout:{deployment}", dict(doc))
+
+    def rollouts(self) -> dict[str, dict[str, Any]]:
+        rows = self.db.execute("SELECT key, value FROM meta WHERE key LIKE 'rollout:%'")
+        return {key.partition(":")[2]: json.loads(value) for key, value in rows}
+
+    def request_rollout(self, deployment: str, verb: str) -> None:
+        """``atlas rollout promote|abort``: for the reconciler running the rollout."""
+        self._put(f"rollout-request:{deployment}", verb)
+
+    def take_rollout_request(self, deployment: str) -> str | None:
+        with self.transaction():
+            value = self._get(f"rollout-request:{deployment}")
+            self.db.execute("DELETE FROM meta WHERE key = ?", (f"rollout-request:{deployment}",))
+        return str(value) if value else None
 
 
 def state_path(reconciler_dir: Path) -> Path:

@@ -7,15 +7,18 @@ from uvicorn's own loop when systemd asks for them."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import signal
 import socket
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import FrameType
 from typing import Any
 
 import uvicorn
+from fastapi import FastAPI
 
 from atlas import logs
 from atlas.api import settings as api_settings
@@ -113,14 +116,42 @@ class NotifyingServer(GuardedServer):
         await super().shutdown(sockets=sockets)
 
 
+def wait_until_ready(
+    app: FastAPI, notifier: Notifier, log: logging.Logger, sleep: Callable[[float], None]
+) -> None:
+    """Before a blueGreen replica joins the shared port: a replica that is not ready
+    would be handed connections by the kernel and fail them. It waits (saying why in
+    STATUS=) until it is, or until the rollout gives up and stops it."""
+    said = ""
+    while True:
+        ok, reason = app.state.reader.readiness()
+        if ok:
+            return
+        if reason != said:
+            log.warning("not ready, not joining the shared port yet: %s", reason)
+            notifier.status(f"not ready: {reason}")
+            said = reason
+        sleep(0.25)
+
+
 def run(config: Path, instance: int | None, env: Mapping[str, str] | None = None) -> int:
     settings = api_settings.load(config)
     n = settings.check_instance(instance)
     log = logs.setup(settings.log_level, "api")
     notifier = Notifier.from_environ(env if env is not None else os.environ)
     app = create_app(settings)
+    preview = settings.preview(n)
+    if preview is not None:
+        wait_until_ready(app, notifier, log, time.sleep)
     guard = Guard()
     sock = bind(settings.listen, settings.port, guard.backlog)
+    sockets = [sock]
+    if preview is not None:  # blueGreen measures each replica on its own port
+        try:
+            sockets.append(bind("127.0.0.1", preview, guard.backlog))
+        except AtlasError:
+            sock.close()
+            raise
     server = NotifyingServer(
         uvicorn_config(app, guard, settings.log_level),
         guard,
@@ -134,5 +165,5 @@ def run(config: Path, instance: int | None, env: Mapping[str, str] | None = None
         settings.port,
         guard.cap,
     )
-    server.run(sockets=[sock])
+    server.run(sockets=sockets)
     return 0

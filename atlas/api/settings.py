@@ -17,14 +17,27 @@ class ApiSettings(BaseSettings):
     page_size: int
     replicas: int
     maintenance_file: Path
+    preview_port: int | None  # blueGreen: replica N also on 127.0.0.1:preview_port+N-1
 
     def check_instance(self, instance: int | None) -> int:
         n = 1 if instance is None else instance
-        if not 1 <= n <= self.replicas:
+        # blueGreen runs the new replicas N+1..2N beside the old ones 1..N
+        most = self.replicas * (2 if self.preview_port is not None else 1)
+        if not 1 <= n <= most:
             raise ConfigError(
-                f"{self.config_path}: --instance {n} is outside 1..replicas ({self.replicas})"
+                f"{self.config_path}: --instance {n} is outside 1..{most} "
+                f"(replicas {self.replicas}{', blueGreen' if most > self.replicas else ''})"
+            )
+        if self.preview_port is not None and self.preview_port + n - 1 > 65535:
+            raise ConfigError(
+                f"{self.config_path}: previewPort {self.preview_port} + {n - 1} (replica {n}) "
+                "is beyond port 65535"
             )
         return n
+
+    def preview(self, n: int) -> int | None:
+        """The private port replica ``n`` answers on beside the shared one (blueGreen)."""
+        return None if self.preview_port is None else self.preview_port + n - 1
 
 
 def from_dict(data: dict[str, Any], path: Path) -> ApiSettings:
@@ -35,6 +48,7 @@ def from_dict(data: dict[str, Any], path: Path) -> ApiSettings:
         page_size=int(data["pageSize"]),
         replicas=int(data["replicas"]),
         maintenance_file=Path(data["maintenanceFile"]),
+        preview_port=int(data["previewPort"]) if "previewPort" in data else None,
     )
 
 

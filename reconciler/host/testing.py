@@ -150,3 +150,53 @@ class FakeInstaller:
     def remove(self, version: str) -> None:
         self.calls.append(("remove", version))
         shutil.rmtree(self.dir / version, ignore_errors=True)
+
+
+class FakeReplica:
+    """One API replica as its preview port shows it: counts what it serves, fails
+    every ``error_every``-th data request with a 500, answers /readyz per ``ready``."""
+
+    def __init__(self, version: str, ready: bool = True, error_every: int = 0) -> None:
+        self.version, self.ready, self.error_every = version, ready, error_every
+        self.served: dict[tuple[str, str], int] = {}  # (route, status) → count
+        self.data = 0
+
+    def serve(self, path: str) -> tuple[int, str]:
+        if path == "/metrics":
+            return 200, self.metrics()
+        if path == "/healthz":
+            return 200, json.dumps({"status": "ok", "version": self.version})
+        if path == "/readyz":
+            status = 200 if self.ready else 503
+        else:
+            self.data += 1
+            status = 500 if self.error_every and self.data % self.error_every == 0 else 200
+        route = path.partition("?")[0]
+        self.served[(route, str(status))] = self.served.get((route, str(status)), 0) + 1
+        return status, "{}"
+
+    def metrics(self) -> str:
+        lines = []
+        for (route, status), n in sorted(self.served.items()):
+            labels = f'route="{route}",method="GET",status="{status}"'
+            lines.append(f"atlas_http_requests_total{{{labels}}} {n}")
+            for le in ("0.005", "+Inf"):
+                lines.append(
+                    f'atlas_http_request_duration_seconds_bucket{{{labels},le="{le}"}} {n}'
+                )
+        return "\n".join(lines) + "\n"
+
+
+class FakeReplicas:
+    """API replicas by preview port; a port with none refuses the connection."""
+
+    def __init__(self) -> None:
+        self.ports: dict[int, FakeReplica] = {}
+        self.calls: list[tuple[int, str]] = []
+
+    def get(self, port: int, path: str, timeout: float) -> tuple[int, str]:
+        self.calls.append((port, path))
+        replica = self.ports.get(port)
+        if replica is None:
+            raise OSError("connection refused")
+        return replica.serve(path)

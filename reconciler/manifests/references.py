@@ -176,6 +176,23 @@ def _source(ctx: _Context, m: Manifest) -> None:
         )
 
 
+def _strategy(ctx: _Context, m: Manifest) -> None:
+    strategy = m.spec.get("strategy", {}).get("type")
+    if strategy == "canary":
+        ctx.add(
+            m,
+            ("spec", "strategy", "type"),
+            "spec.strategy.type: canary is not implemented yet: use blueGreen, rolling or recreate",
+        )
+    elif strategy == "blueGreen" and m.spec["component"] != "api":
+        ctx.add(
+            m,
+            ("spec", "strategy", "type"),
+            f"spec.strategy.type: blueGreen needs a component that listens on a shared port "
+            f"(api), not {m.spec['component']}: use rolling or recreate",
+        )
+
+
 def _deployment(ctx: _Context, m: Manifest) -> None:
     spec = m.spec
     component = spec["component"]
@@ -188,13 +205,7 @@ def _deployment(ctx: _Context, m: Manifest) -> None:
             f"(first: {first.ref} at {first.file}:{first.line})",
         )
     ctx.components[component] = m
-    strategy = spec.get("strategy", {}).get("type")
-    if strategy in ("blueGreen", "canary"):
-        ctx.add(
-            m,
-            ("spec", "strategy", "type"),
-            f"spec.strategy.type: {strategy} is not implemented yet: use rolling or recreate",
-        )
+    _strategy(ctx, m)
     if component != "services":
         return
     if spec.get("replicas", 1) != 1:
@@ -330,6 +341,27 @@ def _replica_port_problems(environment: Manifest, core: Manifest) -> list[Proble
     return []
 
 
+def _preview_port_problems(environment: Manifest, api: Manifest) -> list[Problem]:
+    """blueGreen: replica n of 1..2N also listens on previewPort + n - 1."""
+    bg = api.spec.get("strategy", {}).get("blueGreen")
+    if api.spec.get("strategy", {}).get("type") != "blueGreen" or not isinstance(bg, dict):
+        return []
+    base, count = bg["previewPort"], 2 * api.spec.get("replicas", 1)
+    taken = {port: f"spec.{section}.{key}" for section, key, port, _ in _ports(environment.spec)}
+    for port in range(base, base + count):
+        if port in taken or port > 65535:
+            what = f"{taken[port]} of Environment/{environment.name}" if port in taken else "65535"
+            return [
+                api.problem(
+                    ("spec", "strategy", "blueGreen", "previewPort"),
+                    f"spec.strategy.blueGreen.previewPort: {count} replicas (old and new) "
+                    f"listen on preview ports {base}-{base + count - 1}, but {port} is "
+                    f"{'beyond ' if port > 65535 else ''}{what}",
+                )
+            ]
+    return []
+
+
 def _environment_settings(ctx: _Context, valid: list[Manifest]) -> None:
     backups = [m for m in valid if m.kind == "BackupPolicy"]
     for extra in backups[1:]:
@@ -341,6 +373,9 @@ def _environment_settings(ctx: _Context, valid: list[Manifest]) -> None:
     core = ctx.components.get("core")
     if core is not None:
         ctx.problems.extend(_replica_port_problems(environment, core))
+    api = ctx.components.get("api")
+    if api is not None:
+        ctx.problems.extend(_preview_port_problems(environment, api))
     ctx.problems.extend(
         environment.problem(path, message) for path, message in ranges.problems(environment.spec)
     )

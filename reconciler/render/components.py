@@ -99,7 +99,7 @@ def _service(i: Inputs, c: Component, d: model.Deployment) -> Service:
         unit
         for name in c.after
         if (other := i.desired.deployment(name)) is not None
-        for unit in unit_names(name, other.replicas)
+        for unit in unit_names(name, other.replicas, other.strategy.blue_green is not None)
     ]
     return Service(
         component=c.name,

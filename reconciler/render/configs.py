@@ -57,6 +57,8 @@ def api(i: Inputs, d: model.Deployment) -> Config:
         replicas=d.replicas,
         maintenanceFile=str(i.maintenance_file),
     )
+    if d.strategy.blue_green is not None:  # blueGreen runs replicas 1..2N side by side
+        config["previewPort"] = d.strategy.blue_green.preview_port
     return config
 
 
@@ -135,7 +137,7 @@ def monitored_components(i: Inputs) -> list[Config]:
             _target(
                 "api",
                 "api",
-                unit_names("api", api_d.replicas),
+                unit_names("api", api_d.replicas, api_d.strategy.blue_green is not None),
                 url + "/readyz",
                 url + "/metrics",
                 min(api_d.health.timeout_s, 5.0),

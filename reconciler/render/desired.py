@@ -69,6 +69,7 @@ class UnitSpec:
     enable: bool
     probe: Probe | None = None
     strategy: model.Strategy | None = None
+    version: str | None = None  # the Deployment's version (the release it runs)
 
     @property
     def template(self) -> str | None:
@@ -137,8 +138,10 @@ class RenderContext:
     invocation: model.ReconcilerInvocation | None = None
 
 
-def unit_names(component: str, replicas: int) -> list[str]:
+def unit_names(component: str, replicas: int, template: bool = False) -> list[str]:
+    """The units of a component: ``atlas-api.service``, or ``atlas-api@1.service`` … when
+    it runs more than one replica or ``template`` (blueGreen starts ``@N+1`` … beside)."""
     base = f"atlas-{component}"
-    if replicas > 1:
+    if replicas > 1 or template:
         return [f"{base}@{i}.service" for i in range(1, replicas + 1)]
     return [f"{base}.service"]

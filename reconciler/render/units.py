@@ -58,7 +58,7 @@ def _local(repo: str) -> list[str]:
 
 
 def _values(i: Inputs, service: Service, d: model.Deployment) -> dict[str, Any]:
-    template_unit = d.replicas > 1
+    template_unit = d.replicas > 1 or d.strategy.blue_green is not None
     config_path = str(i.config_path(service.component))
     python, releases = i.ctx.facts.python, []
     if i.settings.releases is not None:  # the venv of its version's release
@@ -103,9 +103,10 @@ def service_files(
     i: Inputs, service: Service, d: model.Deployment
 ) -> tuple[list[DesiredFile], list[UnitSpec]]:
     """The config, env and unit file of one component, and a spec per unit it runs."""
+    template_unit = d.replicas > 1 or d.strategy.blue_green is not None
     name = (
         f"atlas-{service.component}@.service"
-        if d.replicas > 1
+        if template_unit
         else f"atlas-{service.component}.service"
     )
     unit_file = i.layout.unit_dir / name
@@ -123,13 +124,15 @@ def service_files(
     ]
     specs = []
     h = d.health
-    for n, unit in enumerate(unit_names(service.component, d.replicas)):
+    for n, unit in enumerate(unit_names(service.component, d.replicas, template_unit)):
         probe = None
         if service.listen is not None and service.ports and h.path is not None:
             port = h.port or service.ports[min(n, len(service.ports) - 1)]
             url = f"http://{probe_host(service.listen)}:{port}{h.path}"
             probe = Probe(url, h.interval_s, h.timeout_s, h.failure_threshold)
-        specs.append(UnitSpec(unit, unit_file, service.component, True, True, probe, d.strategy))
+        specs.append(
+            UnitSpec(unit, unit_file, service.component, True, True, probe, d.strategy, d.version)
+        )
     return files, specs
 
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import random
 import socket
+from collections.abc import Collection
+from pathlib import Path
 
 
 def free_ports(n: int) -> list[int]:
@@ -22,14 +25,27 @@ def free_port() -> int:
     return free_ports(1)[0]
 
 
-def free_port_run(n: int, tries: int = 50) -> int:
-    """The first of ``n`` consecutive free ports (core replica N serves metrics on
-    ``port + N - 1``): each of them bound together once before it is returned."""
+def _ephemeral_low() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+def free_port_run(n: int, avoid: Collection[int] = (), tries: int = 200) -> int:
+    """The first of ``n`` consecutive ports nothing listens on now (core replica N serves
+    metrics on ``port + N - 1``; blueGreen replicas have preview ports), none in
+    ``avoid``, all below the kernel's ephemeral range: a server that binds them later, while
+    clients connect all around (connect() takes ephemeral ports, and prefers the
+    even ones bind(0) leaves), could otherwise find one taken."""
+    top = _ephemeral_low() - n
     for _ in range(tries):
-        first = free_port()
+        base = random.randrange(10000, top)
+        if any(base <= p < base + n for p in avoid):
+            continue
         socks = []
         try:
-            for port in range(first, first + n):
+            for port in range(base, base + n):
                 s = socket.socket()
                 socks.append(s)
                 s.bind(("127.0.0.1", port))
@@ -38,5 +54,5 @@ def free_port_run(n: int, tries: int = 50) -> int:
         finally:
             for s in socks:
                 s.close()
-        return first
-    raise RuntimeError(f"no run of {n} free ports found in {tries} tries")
+        return base
+    raise OSError(f"no {n} consecutive free ports on 127.0.0.1 below {top + n}")

@@ -10,6 +10,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 from tests.support.examples import PROJECT
@@ -44,9 +45,10 @@ def build_wheelhouse(dest: Path) -> Path:
     return dest
 
 
-def add_atlas_wheel(dest: Path, version: str) -> Path:
+def add_atlas_wheel(dest: Path, version: str, patch: Callable[[Path], None] | None = None) -> Path:
     """This checkout's atlas wheel at ``version`` into ``dest`` (no dependencies); its
-    path. The installed release reports ``version`` (``seams.build.version``)."""
+    path. The installed release reports ``version`` (``seams.build.version``).
+    ``patch`` may change the copied sources first (a bad release for a test)."""
     dest.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="atlas-src-") as tmp:
         src = Path(tmp) / "atlas"
@@ -61,6 +63,8 @@ def add_atlas_wheel(dest: Path, version: str) -> Path:
         )
         assert n == 1, "pyproject.toml has one version line"
         pyproject.write_text(text)
+        if patch is not None:
+            patch(src)
         _pip_wheel(dest, src, "--no-deps")
     (wheel,) = dest.glob(f"atlas-{version}-*.whl")
     return wheel

@@ -10,6 +10,7 @@ import pytest
 
 from reconciler import planfmt
 from reconciler.apply import Applier
+from reconciler.build import build
 from reconciler.errors import ManifestError
 from reconciler.host.releases import (
     MARKER,
@@ -22,6 +23,7 @@ from reconciler.host.releases import (
 )
 from reconciler.manifests.assemble import assemble
 from reconciler.manifests.load import load_repository
+from reconciler.model import Revision
 from seams.build import version
 from tests.support.hosts import FolderHost
 
@@ -63,18 +65,43 @@ def verbs(plan) -> list[tuple[str, str]]:
     return [(a.verb, a.target) for a in plan.actions]
 
 
-def test_blue_green_and_canary_are_refused_not_run_as_rolling(example_repo: Path) -> None:
+def test_canary_is_refused_and_blue_green_only_for_the_api(example_repo: Path) -> None:
     edit(example_repo / "base/deployments.yaml", "{type: rolling, maxUnavailable: 1}",
          "{type: canary, steps: [{replicas: 1}]}")  # fmt: skip
-    edit(example_repo / "base/deployments.yaml", "{type: recreate}", "{type: blueGreen}")
+    edit(example_repo / "base/deployments.yaml", "{type: recreate}",
+         "{type: blueGreen, blueGreen: {previewPort: 18500}}")  # fmt: skip
     problems = assemble(load_repository(example_repo), "development").problems
     messages = sorted(f"{p.ref}: {p.message}" for p in problems)
     assert messages == [
         "Deployment/api: spec.strategy.type: canary is not implemented yet: "
-        "use rolling or recreate",
-        "Deployment/core: spec.strategy.type: blueGreen is not implemented yet: "
-        "use rolling or recreate",
+        "use blueGreen, rolling or recreate",
+        "Deployment/core: spec.strategy.type: blueGreen needs a component that listens on a "
+        "shared port (api), not core: use rolling or recreate",
     ]
+
+
+def test_preview_ports_may_not_take_another_components_port(example_repo: Path) -> None:
+    edit(example_repo / "base/deployments.yaml", "{type: rolling, maxUnavailable: 1}",
+         "{type: blueGreen, blueGreen: {previewPort: 18079}}")  # fmt: skip
+    problems = assemble(load_repository(example_repo), "development").problems
+    assert [f"{p.ref}: {p.message}" for p in problems] == [
+        "Deployment/api: spec.strategy.blueGreen.previewPort: 2 replicas (old and new) listen "
+        "on preview ports 18079-18080, but 18080 is spec.api.port of Environment/development"
+    ]
+
+
+def test_blue_green_api_is_accepted_with_the_schema_defaults(example_repo: Path) -> None:
+    edit(example_repo / "base/deployments.yaml", "{type: rolling, maxUnavailable: 1}",
+         "{type: blueGreen, blueGreen: {previewPort: 18500}}")  # fmt: skip
+    manifests = assemble(load_repository(example_repo), "development")
+    assert manifests.ok, manifests.problems
+    desired = build(manifests, Revision("x"), example_repo, None)
+    api = desired.deployment("api")
+    assert api is not None and api.strategy.blue_green is not None
+    bg = api.strategy.blue_green
+    assert (bg.auto_promote, bg.scale_down_delay_s, bg.preview_port) == (True, 30.0, 18500)
+    names = [(m.name, m.max_over_stable, m.max_ratio_to_stable) for m in bg.analysis.metrics]
+    assert names == [("errorRatio", 0.01, None), ("p99", None, 2.0)]
 
 
 def test_another_version_without_releases_is_refused_with_the_fix(
