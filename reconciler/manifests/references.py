@@ -50,6 +50,22 @@ def secret_refs(m: Manifest) -> Iterator[tuple[PathKey, str]]:
         value = reconciler.get("webhookSecret") if isinstance(reconciler, dict) else None
         if isinstance(value, str):
             yield ("spec", "reconciler", "webhookSecret"), value
+        yield from _api_secret_refs(spec.get("api"))
+
+
+def _api_secret_refs(api: Any) -> Iterator[tuple[PathKey, str]]:
+    """spec.api.auth.tokens[*].secret and spec.api.tls.certSecret/keySecret."""
+    if not isinstance(api, dict):
+        return
+    auth = api.get("auth")
+    tokens = auth.get("tokens") if isinstance(auth, dict) else None
+    for n, token in enumerate(tokens if isinstance(tokens, list) else []):
+        if isinstance(token, dict) and isinstance(token.get("secret"), str):
+            yield ("spec", "api", "auth", "tokens", n, "secret"), token["secret"]
+    tls = api.get("tls")
+    for key in ("certSecret", "keySecret"):
+        if isinstance(tls, dict) and isinstance(tls.get(key), str):
+            yield ("spec", "api", "tls", key), tls[key]
 
 
 def _channel_secret_refs(spec: dict[str, Any]) -> Iterator[tuple[PathKey, str]]:

@@ -59,6 +59,12 @@ def _channel_secrets(d: model.DesiredState) -> list[str]:
     return [name for c in d.channels for name in c.secret_fields.values()]
 
 
+def _api_secrets(d: model.DesiredState) -> list[str]:
+    s = d.settings
+    tls = [s.api_tls.cert_secret, s.api_tls.key_secret] if s.api_tls else []
+    return [t.secret for t in s.api_tokens] + [name for name in tls if name]
+
+
 COMPONENTS: dict[str, Component] = {
     "core": Component(
         "core",
@@ -74,6 +80,7 @@ COMPONENTS: dict[str, Component] = {
         "api",
         configs.api,
         ("api",),
+        _api_secrets,
         listen=lambda s, d: (s.api_listen, [s.api_port]),
         after=("core",),
     ),
