@@ -44,6 +44,7 @@ class Component:
     reloadable: Callable[[Inputs], configs.Config] | None = None
     after: tuple[str, ...] = ()  # components whose units start first
     scheduled: bool = False  # run from a timer, not kept running
+    scheme: Callable[[model.Settings], str] = lambda s: "http"  # of its health check
 
 
 def _backup_secrets(d: model.DesiredState) -> list[str]:
@@ -83,6 +84,7 @@ COMPONENTS: dict[str, Component] = {
         _api_secrets,
         listen=lambda s, d: (s.api_listen, [s.api_port]),
         after=("core",),
+        scheme=lambda s: "https" if s.api_tls else "http",
     ),
     "services": Component(
         "services", configs.services, ("services", "run"), _backup_secrets, scheduled=True
@@ -117,6 +119,7 @@ def _service(i: Inputs, c: Component, d: model.Deployment) -> Service:
         ports=ports,
         reloadable=c.reloadable(i) if c.reloadable else None,
         after=after,
+        scheme=c.scheme(i.settings),
     )
 
 

@@ -19,6 +19,7 @@ import httpx
 import pytest
 
 from atlas.api.tls import CHECK_S
+from reconciler.host.probe import HttpxProbe, own_host
 from tests.support.feeds import NotifyListener, api_config, write_json
 from tests.support.leakcheck import LeakCheck
 from tests.support.mailserver import make_cert
@@ -178,6 +179,8 @@ def test_tls_and_a_certificate_renewed_on_disk(tmp_path: Path) -> None:
             timeout=HEALTH_TIMEOUT_S,
         )
         assert resp.status_code == 200
+        # the Deployment's health check accepts the host's own self-signed certificate
+        assert HttpxProbe().status(f"https://127.0.0.1:{api.port}/healthz", HEALTH_TIMEOUT_S) == 200
         old = _handshake(api.port, first.cert)
         assert old.getpeercert(binary_form=True) == _der(first.cert)
         assert _request(old, "/healthz").startswith(b"HTTP/1.1 200")
@@ -197,3 +200,12 @@ def test_tls_and_a_certificate_renewed_on_disk(tmp_path: Path) -> None:
         old.close()
     finally:
         assert api.stop() == 0
+
+
+def test_only_loopback_https_skips_verification() -> None:
+    assert own_host("https://127.0.0.1:8080/readyz")
+    assert own_host("https://[::1]:8080/readyz")
+    assert own_host("https://localhost:8080/readyz")
+    assert not own_host("http://127.0.0.1:8080/readyz")
+    assert not own_host("https://10.0.0.5:8080/readyz")
+    assert not own_host("https://atlas.example.com/readyz")
