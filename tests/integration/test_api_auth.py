@@ -202,6 +202,49 @@ def test_tls_and_a_certificate_renewed_on_disk(tmp_path: Path) -> None:
         assert api.stop() == 0
 
 
+def test_tls_from_secrets_in_the_env_file(tmp_path: Path) -> None:
+    (tmp_path / "made").mkdir()
+    cert = make_cert(tmp_path / "made")
+    pems = {
+        "ATLAS_SECRET_API_CERT": cert.cert.read_text(),
+        "ATLAS_SECRET_API_KEY": cert.key.read_text(),
+    }
+    runtime = tmp_path / "runtime"
+    runtime.mkdir(mode=0o700)
+    tls = {"tls": {"certEnv": "ATLAS_SECRET_API_CERT", "keyEnv": "ATLAS_SECRET_API_KEY"}}
+    api = ApiProcess(tmp_path, tls, {**pems, "RUNTIME_DIRECTORY": str(runtime)})
+    try:
+        with _handshake(api.port, cert.cert) as conn:
+            assert conn.getpeercert(binary_form=True) == _der(cert.cert)
+            assert _request(conn, "/healthz").startswith(b"HTTP/1.1 200")
+        assert list(runtime.iterdir()) == []  # the key's file lived only while it was read
+    finally:
+        assert api.stop() == 0
+    leaks = LeakCheck({"key": cert.key.read_text().strip()})
+    leaks.file(api.log)
+    leaks.assert_clean()
+
+
+def test_a_key_that_does_not_match_is_a_clear_error(tmp_path: Path) -> None:
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+    a, b = make_cert(tmp_path / "a"), make_cert(tmp_path / "b")
+    db = tmp_path / "atlas.db"
+    seed(db, {}).close()
+    tls = {"tls": {"certFile": str(a.cert), "keyFile": str(b.key)}}
+    config = write_json(tmp_path / "api.json", {**api_config(db, free_port()), **tls})
+    out = subprocess.run(
+        [sys.executable, "-m", "atlas", "api", "--config", str(config)],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 1
+    assert f"cannot load the certificate {a.cert} with the key {b.key}" in out.stderr
+    assert "Traceback" not in out.stderr
+
+
 def test_only_loopback_https_skips_verification() -> None:
     assert own_host("https://127.0.0.1:8080/readyz")
     assert own_host("https://[::1]:8080/readyz")
