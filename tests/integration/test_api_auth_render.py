@@ -144,3 +144,11 @@ def test_tls_from_files_makes_the_health_check_https(
     assert api_units and all(u.probe and u.probe.url.startswith("https://") for u in api_units)
     core_units = [u for u in rendered.units if u.component == "core"]
     assert all(u.probe is None or u.probe.url.startswith("http://") for u in core_units)
+
+
+def test_half_a_tls_pair_is_a_clear_error(repo: GitRepo, atlas: Atlas) -> None:
+    repo.edit(ENV_FILE, "    auth:", "    tls: {certSecret: api_token_reader}\n    auth:")
+    bad = atlas("validate", repo.path, "--env", "production")
+    assert bad.code == 1
+    assert "spec.api.tls: 'keySecret' is a dependency of 'certSecret'" in bad.out, bad.out
+    assert "Traceback" not in bad.output
