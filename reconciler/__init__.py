@@ -49,7 +49,7 @@ if TYPE_CHECKING:
         UsageError,
     )
     from reconciler.host.paths import HostLayout, Scope, host_layout
-    from reconciler.manifests.assemble import all_problems, validate_repository
+    from reconciler.manifests.assemble import all_problems, all_warnings, validate_repository
     from reconciler.manifests.load import load_repository
     from reconciler.manifests.migrate import FileMigration, migrate_paths
     from reconciler.manifests.migrate import write as write_migrations
@@ -95,6 +95,7 @@ _FACE: dict[str, tuple[str, str | None]] = {
     "load_repository": ("reconciler.manifests.load", "load_repository"),
     "validate_repository": ("reconciler.manifests.assemble", "validate_repository"),
     "all_problems": ("reconciler.manifests.assemble", "all_problems"),
+    "all_warnings": ("reconciler.manifests.assemble", "all_warnings"),
     "FileMigration": ("reconciler.manifests.migrate", "FileMigration"),
     "migrate_paths": ("reconciler.manifests.migrate", "migrate_paths"),
     "write_migrations": ("reconciler.manifests.migrate", "write"),
@@ -133,6 +134,7 @@ __all__ = [
     "TargetArgs",
     "UsageError",
     "all_problems",
+    "all_warnings",
     "doctor",
     "dry_run",
     "host_layout",

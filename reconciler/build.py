@@ -111,6 +111,26 @@ def _settings(m: Manifest) -> model.Settings:
         webhook_secret=v.get("reconciler.webhookSecret"),
         releases=_releases(v),
         allow_private_networks=tuple(v("sources.allowPrivateNetworks")),
+        api_tokens=_api_tokens(v),
+        api_protect_metrics=v("api.auth.protectMetrics"),
+        api_tls=_api_tls(v),
+    )
+
+
+def _api_tokens(v: Values) -> tuple[model.ApiToken, ...]:
+    tokens = []
+    for data in v("api.auth.tokens"):
+        t = v.item("api.auth.tokens", data)
+        tokens.append(model.ApiToken(t("name"), t("secret"), tuple(t("scopes"))))
+    return tuple(tokens)
+
+
+def _api_tls(v: Values) -> model.ApiTls | None:
+    if not v.has("api.tls"):
+        return None
+    t = v.block("api.tls")
+    return model.ApiTls(
+        t.get("certSecret"), t.get("keySecret"), t.get("certFile"), t.get("keyFile")
     )
 
 

@@ -209,6 +209,25 @@ class BackupPolicy:
 
 
 @dataclass(frozen=True)
+class ApiToken:
+    """One bearer token of the API: its value is the secret ``secret``."""
+
+    name: str
+    secret: str
+    scopes: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ApiTls:
+    """The API's certificate and key: secrets (PEM) or files on the host."""
+
+    cert_secret: str | None
+    key_secret: str | None
+    cert_file: str | None
+    key_file: str | None
+
+
+@dataclass(frozen=True)
 class Settings:
     """The Environment manifest with defaults applied."""
 
@@ -240,6 +259,9 @@ class Settings:
     releases: Releases | None  # None: every version runs the Atlas installed here
     # spec.sources.allowPrivateNetworks: CIDRs every Source may fetch from
     allow_private_networks: tuple[str, ...]
+    api_tokens: tuple[ApiToken, ...]
+    api_protect_metrics: bool
+    api_tls: ApiTls | None  # None: plain HTTP
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from atlas import maintenance
 from atlas.api import params
+from atlas.api.auth import TokenAuth, Tokens
 from atlas.api.pool import QueryPool
 from atlas.api.reader import ItemFilter, Reader
 from atlas.api.settings import ApiSettings
@@ -102,6 +103,7 @@ def create_app(
     settings: ApiSettings,
     registry: CollectorRegistry | None = None,
     clock: Callable[[], float] = time.time,
+    tokens: Tokens | None = None,
 ) -> FastAPI:
     registry = registry if registry is not None else CollectorRegistry()
     export_component_metrics(registry)
@@ -116,7 +118,9 @@ def create_app(
         openapi_url="/v1/openapi.json",
     )
     app.state.reader = reader
-    app.add_middleware(RequestMetrics, metrics=metrics)
+    if tokens is not None and tokens.enabled:
+        app.add_middleware(TokenAuth, tokens=tokens, registry=registry)
+    app.add_middleware(RequestMetrics, metrics=metrics)  # outermost: refusals counted too
     _error_handlers(app)
     _probe_routes(app, settings, (reader, pool), registry, clock)
     _data_routes(app, settings, reader, pool)

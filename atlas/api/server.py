@@ -11,6 +11,7 @@ import logging
 import os
 import signal
 import socket
+import ssl
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -23,7 +24,9 @@ from fastapi import FastAPI
 from atlas import logs
 from atlas.api import settings as api_settings
 from atlas.api.app import create_app
+from atlas.api.auth import Tokens
 from atlas.api.connections import KEEP_ALIVE_S, MAX_HEAD, Guard, protocol_class
+from atlas.api.tls import server_context
 from atlas.errors import AtlasError
 from seams.notify import Notifier
 from seams.stopping import GRACE_S, arm_deadline
@@ -52,10 +55,13 @@ def bind(host: str, port: int, backlog: int = BACKLOG) -> socket.socket:
     return sock
 
 
-def uvicorn_config(app: Any, guard: Guard, log_level: str = "info") -> uvicorn.Config:
+def uvicorn_config(
+    app: Any, guard: Guard, log_level: str = "info", tls: ssl.SSLContext | None = None
+) -> uvicorn.Config:
     """How uvicorn serves the API: no access log, and every connection under ``guard``.
     asyncio accepts up to ``backlog`` connections at a time before any is counted
-    against the cap, so the backlog is kept within the descriptors' reserve."""
+    against the cap, so the backlog is kept within the descriptors' reserve. With
+    ``tls`` it serves HTTPS with that context (built by ``atlas.api.tls``)."""
     return uvicorn.Config(
         app,
         log_config=None,
@@ -68,6 +74,7 @@ def uvicorn_config(app: Any, guard: Guard, log_level: str = "info") -> uvicorn.C
         http=protocol_class(guard),
         h11_max_incomplete_event_size=MAX_HEAD,
         backlog=guard.backlog,
+        ssl_context_factory=None if tls is None else (lambda config, default: tls),
     )
 
 
@@ -134,12 +141,24 @@ def wait_until_ready(
         sleep(0.25)
 
 
+def _tls_context(
+    settings: api_settings.ApiSettings, environ: Mapping[str, str]
+) -> ssl.SSLContext | None:
+    if settings.tls is None:
+        return None
+    runtime = environ.get("RUNTIME_DIRECTORY")
+    return server_context(settings.tls, environ, Path(runtime) if runtime else None)
+
+
 def run(config: Path, instance: int | None, env: Mapping[str, str] | None = None) -> int:
     settings = api_settings.load(config)
     n = settings.check_instance(instance)
     log = logs.setup(settings.log_level, "api")
-    notifier = Notifier.from_environ(env if env is not None else os.environ)
-    app = create_app(settings)
+    environ = env if env is not None else os.environ
+    notifier = Notifier.from_environ(environ)
+    tokens = Tokens.from_env(settings.tokens, settings.protect_metrics, environ)
+    tls = _tls_context(settings, environ)
+    app = create_app(settings, tokens=tokens)
     preview = settings.preview(n)
     if preview is not None:
         wait_until_ready(app, notifier, log, time.sleep)
@@ -152,18 +171,21 @@ def run(config: Path, instance: int | None, env: Mapping[str, str] | None = None
         except AtlasError:
             sock.close()
             raise
+    scheme = "https" if tls else "http"
     server = NotifyingServer(
-        uvicorn_config(app, guard, settings.log_level),
+        uvicorn_config(app, guard, settings.log_level, tls),
         guard,
         notifier,
-        f"replica {n} serving on {settings.listen}:{settings.port}",
+        f"replica {n} serving on {scheme}://{settings.listen}:{settings.port}",
     )
     log.info(
-        "replica %d serving on %s:%d (at most %d connections)",
+        "replica %d serving on %s://%s:%d (at most %d connections, %d token(s))",
         n,
+        scheme,
         settings.listen,
         settings.port,
         guard.cap,
+        len(tokens.names),
     )
     server.run(sockets=sockets)
     return 0

@@ -6,8 +6,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from atlas.api.auth import TokenConfig
 from atlas.config import BaseSettings, base_settings, load_config
 from atlas.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class TlsConfig:
+    """The certificate and key: PEM in env variables (from secrets) or files on the host."""
+
+    cert_env: str | None = None
+    key_env: str | None = None
+    cert_file: Path | None = None
+    key_file: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -18,6 +29,9 @@ class ApiSettings(BaseSettings):
     replicas: int
     maintenance_file: Path
     preview_port: int | None  # blueGreen: replica N also on 127.0.0.1:preview_port+N-1
+    tokens: tuple[TokenConfig, ...] = ()
+    protect_metrics: bool = False
+    tls: TlsConfig | None = None
 
     def check_instance(self, instance: int | None) -> int:
         n = 1 if instance is None else instance
@@ -49,7 +63,21 @@ def from_dict(data: dict[str, Any], path: Path) -> ApiSettings:
         replicas=int(data["replicas"]),
         maintenance_file=Path(data["maintenanceFile"]),
         preview_port=int(data["previewPort"]) if "previewPort" in data else None,
+        tokens=tuple(
+            TokenConfig(t["name"], tuple(t["scopes"]), t["env"])
+            for t in data.get("auth", {}).get("tokens", [])
+        ),
+        protect_metrics=bool(data.get("auth", {}).get("protectMetrics", False)),
+        tls=_tls(data.get("tls")),
     )
+
+
+def _tls(data: dict[str, Any] | None) -> TlsConfig | None:
+    if data is None:
+        return None
+    if "certEnv" in data:
+        return TlsConfig(cert_env=data["certEnv"], key_env=data["keyEnv"])
+    return TlsConfig(cert_file=Path(data["certFile"]), key_file=Path(data["keyFile"]))
 
 
 def load(path: Path) -> ApiSettings:

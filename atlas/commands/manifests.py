@@ -76,6 +76,12 @@ def validate(args: argparse.Namespace) -> int:
         results = {}
     problems = reconciler.all_problems(results, repo)
     prefix = "" if args.path == "." else args.path
+    warnings = [
+        replace(w, file=shown_path(prefix, w.file)) for w in reconciler.all_warnings(results)
+    ]
+    if args.output != "json":
+        for w in warnings:
+            print(f"warning: {w}", file=sys.stderr)
     if args.output == "json":
         print_json(
             {
@@ -85,6 +91,7 @@ def validate(args: argparse.Namespace) -> int:
                     for env, r in results.items()
                 },
                 "errors": [{**p.as_dict(), "file": shown_path(prefix, p.file)} for p in problems],
+                "warnings": [w.as_dict() for w in warnings],
             }
         )
     elif problems:

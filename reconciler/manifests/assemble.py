@@ -11,7 +11,7 @@ from reconciler.errors import Problem
 from reconciler.manifests.envelope import ENVIRONMENT_ONLY_KINDS, KIND_SCHEMAS
 from reconciler.manifests.load import Limits, RepoDocuments
 from reconciler.manifests.overlay import Manifest, collect, overlay
-from reconciler.manifests.references import reference_problems
+from reconciler.manifests.references import open_api_warnings, reference_problems
 from reconciler.manifests.schema import schema_problems
 from reconciler.manifests.versions import release_problems
 
@@ -109,4 +109,12 @@ def all_problems(results: Mapping[str, EnvManifests], repo: RepoDocuments) -> li
         found.add(
             Problem("environments", 0, "", "no environments: expected environments/<name>/ folders")
         )
+    return sorted(found)
+
+
+def all_warnings(results: Mapping[str, EnvManifests]) -> list[Problem]:
+    """What is valid but likely a mistake: an API open beyond loopback with no tokens."""
+    found: list[Problem] = []
+    for result in results.values():
+        found.extend(open_api_warnings(result.manifests))
     return sorted(found)

@@ -13,6 +13,7 @@ One checker per kind (``CHECKS``); each appends located Problems.
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +23,7 @@ from reconciler.errors import Problem
 from reconciler.manifests import ranges
 from reconciler.manifests.load import Limits, PathKey
 from reconciler.manifests.overlay import Manifest, field_name
-from reconciler.manifests.schema import default_of
+from reconciler.manifests.schema import Values, default_of
 from reconciler.manifests.selectors import selector_problem
 from reconciler.manifests.sourceurls import allowed_networks, url_problems
 from seams import templating
@@ -50,6 +51,22 @@ def secret_refs(m: Manifest) -> Iterator[tuple[PathKey, str]]:
         value = reconciler.get("webhookSecret") if isinstance(reconciler, dict) else None
         if isinstance(value, str):
             yield ("spec", "reconciler", "webhookSecret"), value
+        yield from _api_secret_refs(spec.get("api"))
+
+
+def _api_secret_refs(api: Any) -> Iterator[tuple[PathKey, str]]:
+    """spec.api.auth.tokens[*].secret and spec.api.tls.certSecret/keySecret."""
+    if not isinstance(api, dict):
+        return
+    auth = api.get("auth")
+    tokens = auth.get("tokens") if isinstance(auth, dict) else None
+    for n, token in enumerate(tokens if isinstance(tokens, list) else []):
+        if isinstance(token, dict) and isinstance(token.get("secret"), str):
+            yield ("spec", "api", "auth", "tokens", n, "secret"), token["secret"]
+    tls = api.get("tls")
+    for key in ("certSecret", "keySecret"):
+        if isinstance(tls, dict) and isinstance(tls.get(key), str):
+            yield ("spec", "api", "tls", key), tls[key]
 
 
 def _channel_secret_refs(spec: dict[str, Any]) -> Iterator[tuple[PathKey, str]]:
@@ -400,3 +417,31 @@ def reference_problems(
             check(ctx, m)
     _environment_settings(ctx, valid)
     return ctx.problems
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def open_api_warnings(manifests: Iterable[Manifest]) -> list[Problem]:
+    """A warning for an Environment whose API listens beyond loopback with no tokens."""
+    out = []
+    for m in manifests:
+        if m.kind != "Environment":
+            continue
+        v = Values("Environment", m.spec)
+        listen = v("api.listen")
+        if not _loopback(listen) and not v("api.auth.tokens"):
+            out.append(
+                m.problem(
+                    ("spec", "api", "listen"),
+                    f"spec.api.listen: the API listens on {listen} with no tokens: anyone who "
+                    "can reach it may read it (set spec.api.auth.tokens, or listen on 127.0.0.1)",
+                )
+            )
+    return out

@@ -44,6 +44,7 @@ class Component:
     reloadable: Callable[[Inputs], configs.Config] | None = None
     after: tuple[str, ...] = ()  # components whose units start first
     scheduled: bool = False  # run from a timer, not kept running
+    scheme: Callable[[model.Settings], str] = lambda s: "http"  # of its health check
 
 
 def _backup_secrets(d: model.DesiredState) -> list[str]:
@@ -57,6 +58,12 @@ def _source_secrets(d: model.DesiredState) -> list[str]:
 
 def _channel_secrets(d: model.DesiredState) -> list[str]:
     return [name for c in d.channels for name in c.secret_fields.values()]
+
+
+def _api_secrets(d: model.DesiredState) -> list[str]:
+    s = d.settings
+    tls = [s.api_tls.cert_secret, s.api_tls.key_secret] if s.api_tls else []
+    return [t.secret for t in s.api_tokens] + [name for name in tls if name]
 
 
 COMPONENTS: dict[str, Component] = {
@@ -74,8 +81,10 @@ COMPONENTS: dict[str, Component] = {
         "api",
         configs.api,
         ("api",),
+        _api_secrets,
         listen=lambda s, d: (s.api_listen, [s.api_port]),
         after=("core",),
+        scheme=lambda s: "https" if s.api_tls else "http",
     ),
     "services": Component(
         "services", configs.services, ("services", "run"), _backup_secrets, scheduled=True
@@ -110,6 +119,7 @@ def _service(i: Inputs, c: Component, d: model.Deployment) -> Service:
         ports=ports,
         reloadable=c.reloadable(i) if c.reloadable else None,
         after=after,
+        scheme=c.scheme(i.settings),
     )
 
 

@@ -56,10 +56,30 @@ def api(i: Inputs, d: model.Deployment) -> Config:
         pageSize=s.page_size,
         replicas=d.replicas,
         maintenanceFile=str(i.maintenance_file),
+        auth={
+            "tokens": [
+                {"name": t.name, "scopes": list(t.scopes), "env": secret_variable(t.secret)}
+                for t in s.api_tokens
+            ],
+            "protectMetrics": s.api_protect_metrics,
+        },
+        tls=_api_tls(s.api_tls),
     )
     if d.strategy.blue_green is not None:  # blueGreen runs replicas 1..2N side by side
         config["previewPort"] = d.strategy.blue_green.preview_port
     return config
+
+
+def _api_tls(tls: model.ApiTls | None) -> Config | None:
+    """Where the API finds its certificate and key: env variables (from secrets) or files."""
+    if tls is None:
+        return None
+    if tls.cert_secret and tls.key_secret:
+        return {
+            "certEnv": secret_variable(tls.cert_secret),
+            "keyEnv": secret_variable(tls.key_secret),
+        }
+    return {"certFile": tls.cert_file, "keyFile": tls.key_file}
 
 
 def services(i: Inputs, d: model.Deployment) -> Config:

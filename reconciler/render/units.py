@@ -41,6 +41,7 @@ class Service:
     ports: Sequence[int] = ()
     reloadable: Mapping[str, Any] | None = None  # the config keys it re-reads on SIGHUP
     after: Sequence[str] = ()  # units that start before it
+    scheme: str = "http"  # of its health check: https when it serves TLS
 
 
 def _triggers(service: Service) -> tuple[str, str | None]:
@@ -128,7 +129,7 @@ def service_files(
         probe = None
         if service.listen is not None and service.ports and h.path is not None:
             port = h.port or service.ports[min(n, len(service.ports) - 1)]
-            url = f"http://{probe_host(service.listen)}:{port}{h.path}"
+            url = f"{service.scheme}://{probe_host(service.listen)}:{port}{h.path}"
             probe = Probe(url, h.interval_s, h.timeout_s, h.failure_threshold)
         specs.append(
             UnitSpec(unit, unit_file, service.component, True, True, probe, d.strategy, d.version)

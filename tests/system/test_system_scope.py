@@ -33,7 +33,7 @@ def test_first_converge_runs_sandboxed_services_with_their_secrets(
     # STATUS=: `systemctl status` says what each service is doing
     status = {u: site.host.unit_state(u)["StatusText"] for u in COMPONENTS}
     assert re.match(r"ingesting 6 sources: \d+ batches stored", status["atlas-core.service"])
-    assert "serving on 127.0.0.1:8080" in status["atlas-api.service"], status
+    assert "serving on http://127.0.0.1:8080" in status["atlas-api.service"], status
     assert re.fullmatch(
         r"watching \d+ components, \d+ rules; \d+ alert\(s\) firing; last cycle at [\d:]{8}",
         status["atlas-monitoring.service"],

@@ -18,6 +18,7 @@ FACE = [
     "Access", "Action", "CycleResult", "DaemonSettings", "Diagnosis", "FileMigration", "HostLayout",
     "ManifestError", "Outcome", "Plan", "Problem", "ReconcilerError", "Review", "Scope",
     "SecretsError", "StatusReport", "SyncStatus", "TargetArgs", "UsageError", "all_problems",
+    "all_warnings",
     "doctor", "dry_run", "host_layout", "load_repository", "manage_secrets", "migrate_paths",
     "parse_duration", "plan_dict", "plan_json", "plan_markdown", "plan_text", "pull_request",
     "reconcile_once", "rollback", "run_daemon", "status_report", "validate_repository",
