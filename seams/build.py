@@ -7,11 +7,15 @@ double every counter and histogram and tell nothing a restart's
 
 from __future__ import annotations
 
+import hashlib
 import platform
 from functools import cache
 from importlib import metadata
+from pathlib import Path
 
 from prometheus_client import CollectorRegistry, Gauge, ProcessCollector, disable_created_metrics
+
+from seams.resources import DATA_ROOT
 
 
 @cache
@@ -27,11 +31,6 @@ def code_digest() -> str:
     and ``reconciler`` packages, and the data files): it changes when the installation
     is upgraded or, in a checkout, edited, even if the version does not. Units that run
     this installation restart when it changes, so none keeps running stale code."""
-    import hashlib
-    from pathlib import Path
-
-    from seams.resources import DATA_ROOT
-
     here = Path(__file__).resolve().parent.parent
     data = ("schemas", "systemd", "templates", "monitoring")  # what the services read
     roots = [here / "atlas", here / "seams", here / "reconciler", *(DATA_ROOT / d for d in data)]

@@ -4,9 +4,10 @@ and system/ (a real systemd manager, a real Prometheus)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -46,10 +47,18 @@ def _unavailable(reason: str) -> None:
 @pytest.fixture
 def systemd_user() -> Iterator[PrivateManager]:
     """A private systemd user manager, started for the test and stopped after it."""
+    with started(PrivateManager) as manager:
+        yield manager
+
+
+@contextlib.contextmanager
+def started(make: Callable[[], PrivateManager]) -> Iterator[PrivateManager]:
+    """A manager from ``make``, booted (skipped with the reason where one cannot be; a
+    failure under CI=true), and stopped and removed after."""
     reason = why_unavailable()
     if reason:
         _unavailable(reason)
-    manager = PrivateManager()
+    manager = make()
     try:
         manager.start()
     except ManagerUnavailable as exc:

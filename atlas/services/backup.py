@@ -27,6 +27,7 @@ from typing import Any
 from atlas.errors import BackupError, StorageError
 from atlas.services import crypto
 from atlas.services.settings import BackupSettings
+from atlas.services.snapshot import integrity_check
 from seams.fsio import fsync_dir
 
 NAME = re.compile(r"^atlas-(\d{8}T\d{6}(?:\.\d{6})?Z)\.db(\.enc)?\Z")
@@ -72,20 +73,6 @@ def list_backups(destination: Path) -> list[BackupFile]:
                 )
             )
     return sorted(out, key=lambda b: b.taken_at, reverse=True)
-
-
-def integrity_check(path: Path) -> None:
-    try:
-        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-        try:
-            rows = conn.execute("PRAGMA integrity_check").fetchall()
-        finally:
-            conn.close()
-    except sqlite3.Error as exc:
-        raise BackupError(f"{path}: not a readable SQLite database: {exc}") from exc
-    if rows != [("ok",)]:
-        problems = "; ".join(str(r[0]) for r in rows[:5])
-        raise BackupError(f"{path}: integrity check failed: {problems}")
 
 
 def _sha256(chunks: Iterable[bytes]) -> str:
